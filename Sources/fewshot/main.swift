@@ -1,0 +1,13 @@
+import Foundation
+
+/// The root command; each subcommand lives in its own file.
+enum FewShotTool: Command {
+    static let name = "fewshot"
+    static let abstract = "Few-shot image classification with a differentiable LP head (gamma-AuxPD)."
+    static let subcommands: [Command.Type] = [
+        BenchCommand.self,
+    ]
+}
+
+setvbuf(stdout, nil, _IOLBF, 0)
+exit(dispatch(FewShotTool.self, arguments: Array(CommandLine.arguments.dropFirst()), toolName: "fewshot"))
