@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "FewShotData", dependencies: ["TensorCore", "CPNG"], swiftSettings: optimized),
         .target(
             name: "FewShot",
-            dependencies: ["TensorCore", "NeuralNetwork", "PhysarumLP", "FewShotData"],
+            dependencies: ["TensorCore", "NeuralNetwork", "PhysarumLP", "FewShotData", "COpenBLAS"],
             swiftSettings: optimized
         ),
         .executableTarget(
