@@ -52,7 +52,7 @@ final class ConfigTests: XCTestCase {
         assertRejected(#"{"head": {"gamma": 0}}"#, mentions: ["'head.gamma'", "(0.0, 10.0]"])
         assertRejected(#"{"backbone": {"widths": [1, 2, 3]}}"#, mentions: ["'backbone.widths'", "4 integers"])
         assertRejected(#"{"training": {"labelSmoothing": 1}}"#, mentions: ["'training.labelSmoothing'", "[0.0, 1.0)"])
-        assertRejected(#"{"data": {"dataset": "imagenet"}}"#, mentions: ["'data.dataset'", "cifar-fs, fc100"])
+        assertRejected(#"{"data": {"dataset": "imagenet"}}"#, mentions: ["'data.dataset'", "cifarfs, fc100"])
         assertRejected(#"{"name": "../escape"}"#, mentions: ["'name'"])
         assertRejected(#"{"optimizer": {"schedule": [{"fromEpoch": 5, "learningRate": 0.1}]}}"#,
                        mentions: ["'optimizer.schedule'", "start at 1"])

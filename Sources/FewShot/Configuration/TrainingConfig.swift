@@ -29,8 +29,8 @@ public struct TrainingConfig: Equatable, Sendable {
         /// The CIFAR-100 binary folder, used when neither `--data` nor
         /// FEWSHOT_DATA_DIR names one; relative paths start at the working folder.
         public var root = "Data/cifar-100-binary"
-        /// `cifar-fs` (64/16/20 classes) or `fc100` (60/20/20, split by superclass).
-        public var dataset = "cifar-fs"
+        /// `cifarfs` (CIFAR-FS, 64/16/20 classes) or `fc100` (60/20/20, split by superclass).
+        public var dataset = "cifarfs"
         /// Random crop, colour jitter and flip on training episodes.
         public var augment = true
     }
@@ -128,7 +128,7 @@ public struct TrainingConfig: Equatable, Sendable {
     }
 
     public static let headKinds = ["l1-svm", "prototypical", "ridge"]
-    public static let datasets = ["cifar-fs", "fc100"]
+    public static let datasets = ["cifarfs", "fc100"]
     public static let zSigns = ["minus", "plus"]
 }
 
