@@ -6,6 +6,7 @@ enum FewShotTool: Command {
     static let abstract = "Few-shot image classification with a differentiable LP head (gamma-AuxPD)."
     static let subcommands: [Command.Type] = [
         BenchCommand.self,
+        DataCommand.self,
     ]
 }
 
