@@ -7,6 +7,7 @@ enum FewShotTool: Command {
     static let subcommands: [Command.Type] = [
         BenchCommand.self,
         LPCommand.self,
+        DataCommand.self,
     ]
 }
 
