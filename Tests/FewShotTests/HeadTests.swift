@@ -156,3 +156,59 @@ final class CrossEntropyTests: XCTestCase {
         XCTAssertEqual(interval, 1.96 * (0.05 / 3).squareRoot() / 2, accuracy: 1e-12)
     }
 }
+
+final class L1SVMHeadTests: XCTestCase {
+    func testGradientsMatchFiniteDifferences() throws {
+        // Two 3-way 2-shot episodes: 3 pairs each, LPs of 4 support points.
+        // Same start seed in every evaluation, so the loss is a deterministic
+        // function of the embeddings; the clamp mask stays fixed under 1e-6 steps.
+        for scalesEmbeddings in [false, true] {
+            try checkHeadGradients(
+                { L1SVMHead(scalesEmbeddings: scalesEmbeddings, penalty: 10, iterations: 10, gamma: 0.1, scale: 0.9, startSeed: 5) },
+                batch: randomEpisodes(), relativeTolerance: 1e-4, absoluteTolerance: 1e-7)
+        }
+    }
+
+    func testGradientsWithPrintedDefaults() throws {
+        try checkHeadGradients(
+            { L1SVMHead(penalty: 1, marginShift: 0.001, iterations: 10, gamma: 0.1, startSeed: 9) },
+            batch: randomEpisodes(episodes: 1, way: 2, shot: 3, query: 2, dimension: 4),
+            relativeTolerance: 1e-4, absoluteTolerance: 1e-7)
+    }
+
+    func testSeparableEpisodeIsClassified() throws {
+        // Two well separated classes in two dimensions; with C = 10 and 100
+        // iterations the LP reaches a real classifier, so every query is right.
+        let batch = EpisodeEmbeddings(
+            episodeCount: 1, supportCount: 4, queryCount: 2, dimension: 2, way: 2,
+            support: [1, 0.1, 0.9, -0.1, -1, 0.1, -0.9, -0.1], query: [0.8, 0, -0.8, 0.05],
+            supportLabels: [0, 0, 1, 1])
+        let head = L1SVMHead(penalty: 10, iterations: 100, gamma: 0.1)
+        let (logits, diagnostics) = try head.forward(batch)
+        XCTAssertGreaterThan(logits[0], logits[1])
+        XCTAssertGreaterThan(logits[3], logits[2])
+        XCTAssertLessThan(diagnostics.maximumResidual!, 1e-3)
+        XCTAssertFalse(diagnostics.nonFinite)
+    }
+
+    func testScalingBoundsSupportNorms() throws {
+        // Scaling divides every embedding by the largest support norm, so
+        // multiplying all embeddings by a constant leaves the logits unchanged.
+        let batch = randomEpisodes(episodes: 1)
+        var doubled = batch
+        doubled.support = batch.support.map { $0 * 7 }
+        doubled.query = batch.query.map { $0 * 7 }
+        let (first, _) = try L1SVMHead(scalesEmbeddings: true, startSeed: 2).forward(batch)
+        let (second, _) = try L1SVMHead(scalesEmbeddings: true, startSeed: 2).forward(doubled)
+        for (a, b) in zip(first, second) { XCTAssertEqual(a, b, accuracy: 1e-9) }
+    }
+
+    func testUnequalShotsAreRejected() {
+        let batch = EpisodeEmbeddings(
+            episodeCount: 1, supportCount: 3, queryCount: 1, dimension: 1, way: 2,
+            support: [1, 2, 3], query: [0], supportLabels: [0, 0, 1])
+        XCTAssertThrowsError(try L1SVMHead().forward(batch)) { error in
+            XCTAssertEqual(error as? HeadError, .unequalShots(episode: 0))
+        }
+    }
+}
