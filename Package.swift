@@ -56,7 +56,7 @@ let package = Package(
         ),
         .testTarget(name: "FewShotDataTests", dependencies: ["FewShotData", "TensorCore"]),
         .testTarget(name: "FewShotTests", dependencies: ["FewShot", "NeuralNetwork", "PhysarumLP", "FewShotData", "TensorCore"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["fewshot"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["fewshot", "FewShot", "FewShotData", "TensorCore"]),
     ]
 )
 

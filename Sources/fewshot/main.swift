@@ -8,6 +8,8 @@ enum FewShotTool: Command {
         BenchCommand.self,
         LPCommand.self,
         DataCommand.self,
+        TrainCommand.self,
+        EvalCommand.self,
         InspectCommand.self,
     ]
 }
