@@ -92,6 +92,12 @@ public struct PhysarumLayer: Sendable {
                 for k in 0..<n { w[k] = x[k] / cost[k] }
                 sparse.assembleNormalMatrix(weights: w, into: factor)
                 for r in 0..<m { diagonal[r] = factor[r * m + r] }
+                // An overflowing weight x / c' (a subnormal cost, say) is a numerical
+                // failure, not a rank defect, so it is flagged before factorising.
+                guard (0..<m).allSatisfy({ diagonal[$0].isFinite }) else {
+                    hasNonFinite = true
+                    break
+                }
                 let info = choleskyFactor(factor, order: m)
                 if iteration == 0 {
                     if info != 0 {
