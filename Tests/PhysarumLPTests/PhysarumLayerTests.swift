@@ -169,3 +169,53 @@ final class PhysarumLayerTests: XCTestCase {
         }
     }
 }
+
+/// One iteration of the layer against the dense formulas, on an A whose sparse
+/// assembly takes every path: zeros inside columns, a column equal to the
+/// negation of another, a duplicated column and single-entry columns.
+final class SparseAssemblyTests: XCTestCase {
+    func testOneIterationMatchesDenseFormulas() throws {
+        var random = SeededRandom(seed: 31)
+        let (m, n) = (6, 14)
+        var a = [Double](repeating: 0, count: m * n)
+        for r in 0..<m {
+            for k in 0..<n where random.nextDouble() < 0.6 { a[r * n + k] = random.uniform(-1, 1) }
+            a[r * n + 8 + r] = 1  // keeps full row rank
+        }
+        for r in 0..<m {
+            a[r * n + 0] = r == 2 ? 0 : Double(r + 1)  // a column with a hole
+            a[r * n + 1] = -a[r * n + 0]
+            a[r * n + 5] = a[r * n + 4]
+        }
+        let b = randomVector(m, &random)
+        let c = randomVector(n, &random, lower: 0.1, upper: 1)
+        let start = randomVector(n, &random, lower: 0.1, upper: 1)
+        let batch = try LPBatch(count: 1, rows: m, columns: n, constraints: a, rightHandSides: b, costs: c)
+        let forward = try PhysarumLayer(options: PhysarumOptions(iterations: 1, lowerClamp: 1e-300, upperClamp: 1e300,
+                                                                 start: .warm(start))).forward(batch)
+
+        // Dense reference: L = A diag(w) A^T, solved by Gaussian elimination with partial pivoting.
+        let w = (0..<n).map { start[$0] / c[$0] }
+        var system = [[Double]](repeating: [Double](repeating: 0, count: m + 1), count: m)
+        for i in 0..<m {
+            for j in 0..<m {
+                system[i][j] = (0..<n).reduce(0.0) { $0 + a[i * n + $1] * w[$1] * a[j * n + $1] }
+            }
+            system[i][m] = b[i]
+        }
+        for column in 0..<m {
+            let pivot = (column..<m).max { abs(system[$0][column]) < abs(system[$1][column]) }!
+            system.swapAt(column, pivot)
+            for row in 0..<m where row != column {
+                let factor = system[row][column] / system[column][column]
+                for k in column...m { system[row][k] -= factor * system[column][k] }
+            }
+        }
+        let p = (0..<m).map { system[$0][m] / system[$0][$0] }
+        for k in 0..<n {
+            // Negative entries of q meet the lower clamp.
+            let expected = max(w[k] * (0..<m).reduce(0.0) { $0 + a[$1 * n + k] * p[$1] }, 1e-300)
+            XCTAssertEqual(forward.solutions[k], expected, accuracy: 1e-10 * max(1, abs(expected)), "x[\(k)]")
+        }
+    }
+}
