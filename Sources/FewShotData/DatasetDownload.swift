@@ -48,7 +48,7 @@ public enum DatasetDownload {
         }
 
         let downloaded = try download(url, to: archive, timeout: timeout, progress: progress)
-        try unpack(archive, into: staging)
+        try unpack(archive, into: staging, name: "the archive from \(url.absoluteString)")
 
         guard let unpacked = findDatasetFolder(in: staging) else {
             throw DataError(.invalidArchive, "the archive from \(url.absoluteString) does not contain \(CIFAR100.fileNames.joined(separator: ", ")); check that the URL points at cifar-100-binary.tar.gz")
@@ -73,12 +73,13 @@ public enum DatasetDownload {
     }
 
     /// Unpacks a `.tar.gz` file into `folder`, streaming, without holding it in memory.
-    public static func unpack(_ archive: URL, into folder: URL) throws {
+    /// Errors call the archive `name` (default: its file name).
+    public static func unpack(_ archive: URL, into folder: URL, name: String? = nil) throws {
         guard let handle = FileHandle(forReadingAtPath: archive.path) else {
             throw DataError(.missingFile, "\(archive.path) is missing or unreadable")
         }
         defer { try? handle.close() }
-        let name = archive.lastPathComponent
+        let name = name ?? archive.lastPathComponent
         let decoder = try GzipDecoder(name: name)
         var extractor = TarExtractor(destination: folder, name: name)
         while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
