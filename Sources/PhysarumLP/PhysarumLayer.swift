@@ -74,6 +74,7 @@ public struct PhysarumLayer: Sendable {
         let sparse = batch.constraints.withUnsafeBufferPointer {
             SparseColumns(rows: m, columns: n, rowMajor: $0.baseAddress! + problem * m * n)
         }
+        tape.sparseColumns[problem] = sparse
         let cost = tape.perturbedCosts + problem * n
         let b = batch.rightHandSides.withUnsafeBufferPointer { Array($0[(problem * m)..<((problem + 1) * m)]) }
         var completed = 0
@@ -92,6 +93,12 @@ public struct PhysarumLayer: Sendable {
                 for k in 0..<n { w[k] = x[k] / cost[k] }
                 sparse.assembleNormalMatrix(weights: w, into: factor)
                 for r in 0..<m { diagonal[r] = factor[r * m + r] }
+                // An overflowing weight x / c' (a subnormal cost, say) is a numerical
+                // failure, not a rank defect, so it is flagged before factorising.
+                guard (0..<m).allSatisfy({ diagonal[$0].isFinite }) else {
+                    hasNonFinite = true
+                    break
+                }
                 let info = choleskyFactor(factor, order: m)
                 if iteration == 0 {
                     if info != 0 {
@@ -192,10 +199,7 @@ public struct PhysarumLayer: Sendable {
                         let (dABase, dbBase, dcBase, dxBase) = (dA.baseAddress!, db.baseAddress!, dc.baseAddress!, dx.baseAddress!)
                         Parallel.forEach(count) { problem in
                             let iterations = tape.completedIterations[problem]
-                            guard iterations > 0 else { return }
-                            let sparse = batch.constraints.withUnsafeBufferPointer {
-                                SparseColumns(rows: m, columns: n, rowMajor: $0.baseAddress! + problem * m * n)
-                            }
+                            guard iterations > 0, let sparse = tape.sparseColumns[problem] else { return }
                             backwardOne(problem: problem, iterations: iterations, tape: tape, sparse: sparse, h: h,
                                         dA: dABase + problem * m * n, db: dbBase + problem * m,
                                         dc: dcBase + problem * n, dx: dxBase + problem * n)
@@ -315,13 +319,11 @@ func choleskyFactor(_ matrix: UnsafeMutablePointer<Double>, order: Int) -> Int {
     return Int(info)
 }
 
-/// Solves `L L^T y = rhs` in place with a factor from `choleskyFactor`.
+/// Solves `L L^T y = rhs` in place with a factor from `choleskyFactor`, by two
+/// triangular solves (cblas_dtrsv); for one right-hand side this skips the
+/// packing that dpotrs's Level-3 path does, which dominates at m = 40.
 func choleskySolve(_ factor: UnsafePointer<Double>, order: Int, rightHandSide: UnsafeMutablePointer<Double>) {
-    var n = Int32(order)
-    var nrhs: Int32 = 1
-    var lda = Int32(order)
-    var ldb = Int32(order)
-    var info: Int32 = 0
-    var uplo = CChar(UInt8(ascii: "L"))
-    dpotrs_(&uplo, &n, &nrhs, factor, &lda, rightHandSide, &ldb, &info)
+    let n = blasint(order)
+    cblas_dtrsv(CblasColMajor, CblasLower, CblasNoTrans, CblasNonUnit, n, factor, n, rightHandSide, 1)
+    cblas_dtrsv(CblasColMajor, CblasLower, CblasTrans, CblasNonUnit, n, factor, n, rightHandSide, 1)
 }

@@ -12,6 +12,9 @@ public final class PhysarumTape: @unchecked Sendable {
     /// Iterations each problem completed.
     public internal(set) var completedIterations: [Int]
     let perturbedCosts: UnsafeMutablePointer<Double>
+    /// Each problem's A in sparse form with its assembly plan, written by its forward
+    /// worker (a raw buffer so that workers can store distinct entries concurrently).
+    let sparseColumns: UnsafeMutablePointer<SparseColumns?>
     private let iterates: UnsafeMutablePointer<Double>
     private let factors: UnsafeMutablePointer<Double>
     private let multipliers: UnsafeMutablePointer<Double>
@@ -22,6 +25,8 @@ public final class PhysarumTape: @unchecked Sendable {
         self.options = options
         let (count, m, n, iterations) = (batch.count, batch.rows, batch.columns, options.iterations)
         completedIterations = [Int](repeating: 0, count: count)
+        sparseColumns = .allocate(capacity: count)
+        sparseColumns.initialize(repeating: nil, count: count)
         perturbedCosts = .allocate(capacity: count * n)
         for index in 0..<(count * n) {
             let cost = batch.costs[index]
@@ -34,6 +39,8 @@ public final class PhysarumTape: @unchecked Sendable {
     }
 
     deinit {
+        sparseColumns.deinitialize(count: batch.count)
+        sparseColumns.deallocate()
         perturbedCosts.deallocate()
         iterates.deallocate()
         factors.deallocate()

@@ -26,6 +26,32 @@ public enum Parallel {
         }
     }
 
+    /// Calls `body(worker, range)` once per worker with that worker's index in
+    /// `0..<workers` and a contiguous range of `0..<count`; the ranges are
+    /// disjoint and together cover `0..<count`.
+    /// `workers(for:)` tells callers beforehand how many per-worker scratch
+    /// buffers to prepare.
+    public static func forEachWorker(_ count: Int, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let workers = self.workers(for: count)
+        if workers <= 1 {
+            body(0, 0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let start = count * worker / workers
+                let end = count * (worker + 1) / workers
+                if start < end { body(worker, start..<end) }
+            }
+        }
+    }
+
+    /// The number of workers that `forEachWorker` uses for `count` items.
+    public static func workers(for count: Int) -> Int {
+        max(1, min(workerCount, count))
+    }
+
     /// Calls `body(index)` for every index in `0..<count`, spread over the workers.
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         forEachChunk(count) { range in

@@ -1,9 +1,15 @@
 import PhysarumLP
 import TensorCore
 
-/// Central finite differences of a scalar function along one direction, in Float64.
+/// Five-point central finite difference of a scalar function along one
+/// direction, in Float64: `(8 (f(h) - f(-h)) - (f(2h) - f(-2h))) / (12 h)`.
+/// Its truncation error is O(h^4), so the unrolled iteration's large third
+/// derivatives (near a vertex the iterate bends sharply) do not swamp the check,
+/// and h = 1e-6 keeps the rounding error near 1e-10 relative.
 func directionalDerivative(step: Double = 1e-6, _ f: (Double) throws -> Double) rethrows -> Double {
-    (try f(step) - f(-step)) / (2 * step)
+    let near = try f(step) - f(-step)
+    let far = try f(2 * step) - f(-2 * step)
+    return (8 * near - far) / (12 * step)
 }
 
 func dot(_ a: [Double], _ b: [Double]) -> Double {
