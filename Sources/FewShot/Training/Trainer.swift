@@ -270,8 +270,10 @@ public final class Trainer {
         }
         let checkpoint = model.checkpoint(optimizer: optimizer, epoch: epoch, step: step, metrics: metrics, extra: [:])
         let file = checkpoint.safetensorsFile()
-        try file.write(to: run.lastCheckpointURL)
+        // Best before last: a crash between the two writes then leaves a last
+        // checkpoint from the epoch before, whose resume redoes this epoch and its best write.
         if isBest { try file.write(to: run.bestCheckpointURL) }
+        try file.write(to: run.lastCheckpointURL)
     }
 
     private func log(_ line: String, kind: LogKind = .summary) throws {
