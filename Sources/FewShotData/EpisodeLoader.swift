@@ -121,7 +121,7 @@ public final class EpisodeLoader: @unchecked Sendable {
                             supportLabels: supportLabels, queryLabels: queryLabels)
     }
 
-    /// Prepares images into `tensor`; image `i` draws its augmentation from a
+    /// Prepares images into `tensor`. Image `i` draws its augmentation from a
     /// generator seeded by (imageSeed, firstSlot + i), so the result does not depend
     /// on how the images are spread over workers.
     private func prepare(_ references: [ImageReference], into tensor: inout Tensor, imageSeed: UInt64, firstSlot: Int) {

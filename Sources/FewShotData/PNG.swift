@@ -29,9 +29,9 @@ public enum PNG {
     ///
     /// Gray, gray + alpha, RGB, RGBA and palette images of any bit depth become
     /// 8-bit RGB: gray is copied to the three channels and alpha is dropped
-    /// (as PIL's `convert("RGB")` does). NOTE: libpng's simplified reader converts
-    /// a file that carries a gAMA chunk other than sRGB's to sRGB, which PIL does
-    /// not; such files are rare in image-folder copies of CIFAR.
+    /// (as PIL's `convert("RGB")` does).
+    /// NOTE: libpng's simplified reader converts a file with a gAMA chunk other than
+    /// sRGB's to sRGB, but PIL does not. Such files are rare in copies of CIFAR.
     public static func read(_ url: URL) throws -> RGBImage {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw DataError(.missingFile, "\(url.path) is missing or unreadable; check the path and its permissions")

@@ -18,7 +18,7 @@ final class DatasetDownloadTests: XCTestCase {
         return try gzip(makeTar(files))
     }
 
-    /// The entries of `folder`, to check that a failed fetch leaves nothing behind.
+    /// Returns the entries of `folder`, to check that a failed fetch leaves nothing behind.
     private func contents(_ folder: URL) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
     }
