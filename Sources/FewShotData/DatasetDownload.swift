@@ -32,6 +32,9 @@ public enum DatasetDownload {
         if let missing = DataLocator.missingFiles(in: directory), missing.isEmpty {
             throw DataError(.writeFailed, "\(directory.path) already contains the CIFAR-100 binary files; delete them first to download them again")
         }
+        if let contents = try? fileManager.contentsOfDirectory(atPath: directory.path), !contents.isEmpty {
+            throw DataError(.writeFailed, "\(directory.path) exists and contains other files; delete it or choose another folder with --data")
+        }
         let parent = directory.deletingLastPathComponent()
         do {
             try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)

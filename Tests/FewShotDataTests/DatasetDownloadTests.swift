@@ -90,6 +90,17 @@ final class DatasetDownloadTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: parent.deletingLastPathComponent().appendingPathComponent("escape.txt").path))
     }
 
+    func testNonEmptyDestinationIsRejectedBeforeDownload() throws {
+        let server = try startServer(["/small.tar.gz": try syntheticArchive()])
+        let destination = try makeTemporaryDirectory(self).appendingPathComponent("cifar")
+        try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: destination.appendingPathComponent("notes.txt"))
+        assertDataError(try DatasetDownload.fetch(from: server.url("/small.tar.gz"), into: destination),
+                        kind: .writeFailed, mentions: ["contains other files"])
+        XCTAssertEqual(server.requestCount, 0)
+        XCTAssertEqual(contents(destination), ["notes.txt"])
+    }
+
     func testHTTPErrorStatusIsReported() throws {
         let server = try startServer([:])
         let parent = try makeTemporaryDirectory(self)
