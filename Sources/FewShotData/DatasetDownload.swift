@@ -9,7 +9,7 @@ public enum DatasetDownload {
     /// The dataset's home page copy (Krizhevsky, 2009), about 161 MB.
     public static let officialURL = URL(string: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz")!
 
-    /// What a finished download produced.
+    /// The outcome of a finished download.
     public struct Result: Sendable {
         public let directory: URL
         public let downloadedBytes: Int64
@@ -31,6 +31,9 @@ public enum DatasetDownload {
         let fileManager = FileManager.default
         if let missing = DataLocator.missingFiles(in: directory), missing.isEmpty {
             throw DataError(.writeFailed, "\(directory.path) already contains the CIFAR-100 binary files; delete them first to download them again")
+        }
+        if let contents = try? fileManager.contentsOfDirectory(atPath: directory.path), !contents.isEmpty {
+            throw DataError(.writeFailed, "\(directory.path) exists and contains other files; delete it or choose another folder with --data")
         }
         let parent = directory.deletingLastPathComponent()
         do {
@@ -91,7 +94,7 @@ public enum DatasetDownload {
         try extractor.finish()
     }
 
-    /// Returns the folder in `root` (itself or one level down) that holds the four dataset files.
+    /// Returns the folder in `root` (itself or one level down) that contains the four dataset files.
     static func findDatasetFolder(in root: URL) -> URL? {
         if DataLocator.missingFiles(in: root) == [] { return root }
         let children = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
@@ -123,7 +126,7 @@ public enum DatasetDownload {
 
         let advice = "if you already have cifar-100-binary, point --data or \(DataLocator.environmentVariable) at it instead"
         if let status = delegate.status, status != 200 {
-            throw DataError(.downloadFailed, "download of \(url.absoluteString) failed: the server answered HTTP \(status), expected 200; \(advice)")
+            throw DataError(.downloadFailed, "download of \(url.absoluteString) failed: the server responded with HTTP \(status), expected 200; \(advice)")
         }
         if let error = delegate.failure {
             throw DataError(.downloadFailed, "download of \(url.absoluteString) failed after \(delegate.received) bytes (\(error)); check the network connection and retry, or \(advice)")

@@ -228,7 +228,8 @@ enum DataFetchCommand: Command {
     }
 }
 
-/// A one-line download progress bar on stderr, redrawn at most once per percent.
+/// A one-line download progress bar on stderr, redrawn only when the percentage
+/// (or, without a known total, the count of whole megabytes) changes.
 final class ProgressBar: @unchecked Sendable {
     private var lastDrawn = -1
     private var drewSomething = false

@@ -85,9 +85,13 @@ final class AugmentationTests: XCTestCase {
         var orders = Set<[String]>()
         for _ in 0..<2_000 {
             let parameters = Augmentation.standard.drawParameters(using: &random)
-            XCTAssertTrue((-4...4).contains(parameters.offsetY) && (-4...4).contains(parameters.offsetX))
+            XCTAssertTrue((-4...4).contains(parameters.offsetY))
+            XCTAssertTrue((-4...4).contains(parameters.offsetX))
             XCTAssertEqual(Set(parameters.jitter.map { "\($0.0)" }).count, 3)
-            XCTAssertTrue(parameters.jitter.allSatisfy { $0.1 >= 0.6 && $0.1 <= 1.4 })
+            for (_, factor) in parameters.jitter {
+                XCTAssertGreaterThanOrEqual(factor, 0.6)
+                XCTAssertLessThanOrEqual(factor, 1.4)
+            }
             orders.insert(parameters.jitter.map { "\($0.0)" })
             if parameters.flip { flips += 1 }
         }
@@ -149,9 +153,9 @@ final class AugmentationTests: XCTestCase {
                 count += Double(images * 1024)
             }
         }
-        // 8,800 images of the 64 training classes. The constants are the means of all
-        // 100 classes' training images; over all CIFAR-FS training images the normalised
-        // means are 0.005, 0.020 and 0.010, so 0.1 leaves room for the sample only.
+        // 8,800 images of the 64 training classes. The constants are the means of the
+        // training images of all 100 classes. Over all CIFAR-FS training images the
+        // normalised means are 0.005, 0.020 and 0.010, so 0.1 leaves room for sampling.
         for channel in 0..<3 {
             XCTAssertEqual(sums[channel] / count, 0, accuracy: 0.1, "channel \(channel)")
         }

@@ -23,7 +23,7 @@ final class DataLocatorTests: XCTestCase {
         XCTAssertEqual(DataLocator(flag: nil, environment: environment, workingDirectory: root).candidate().source, DataLocator.environmentVariable)
     }
 
-    func testMissingDataErrorSaysWhereItLookedAndHowToFix() throws {
+    func testMissingDataErrorListsSources() throws {
         let root = try makeTemporaryDirectory(self)
         let locator = DataLocator(flag: nil, environment: [:], configRoot: "nowhere/cifar", workingDirectory: root)
         assertDataError(try locator.locate(), kind: .dataNotFound, mentions: [
@@ -32,7 +32,7 @@ final class DataLocatorTests: XCTestCase {
         ])
     }
 
-    func testWrongFlagIsAnErrorEvenWhenEnvironmentIsValid() throws {
+    func testInvalidFlagBeatsValidEnvironment() throws {
         let root = try makeTemporaryDirectory(self)
         try makeDataset(in: root.appendingPathComponent("env"))
         let partial = root.appendingPathComponent("partial")

@@ -18,7 +18,7 @@ final class DatasetDownloadTests: XCTestCase {
         return try gzip(makeTar(files))
     }
 
-    /// The entries of `folder`, to check that a failed fetch leaves nothing behind.
+    /// Returns the entries of `folder`, to check that a failed fetch leaves nothing behind.
     private func contents(_ folder: URL) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
     }
@@ -88,6 +88,17 @@ final class DatasetDownloadTests: XCTestCase {
         assertDataError(try DatasetDownload.fetch(from: server.url("/evil.tar.gz"), into: parent.appendingPathComponent("cifar")),
                         kind: .invalidArchive, mentions: ["/evil.tar.gz", "unsafe path '../"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: parent.deletingLastPathComponent().appendingPathComponent("escape.txt").path))
+    }
+
+    func testNonEmptyDestinationIsRejectedBeforeDownload() throws {
+        let server = try startServer(["/small.tar.gz": try syntheticArchive()])
+        let destination = try makeTemporaryDirectory(self).appendingPathComponent("cifar")
+        try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: destination.appendingPathComponent("notes.txt"))
+        assertDataError(try DatasetDownload.fetch(from: server.url("/small.tar.gz"), into: destination),
+                        kind: .writeFailed, mentions: ["contains other files"])
+        XCTAssertEqual(server.requestCount, 0)
+        XCTAssertEqual(contents(destination), ["notes.txt"])
     }
 
     func testHTTPErrorStatusIsReported() throws {

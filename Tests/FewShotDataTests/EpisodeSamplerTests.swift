@@ -2,7 +2,7 @@ import FewShotData
 import TensorCore
 import XCTest
 
-/// A source of `classes` classes with `imagesPerClass` random images each.
+/// Returns a source of `classes` classes with `imagesPerClass` random images each.
 func randomSource(classes: Int, imagesPerClass: Int, seed: UInt64 = 3) -> ImageSource {
     var random = SeededRandom(seed: seed)
     let count = classes * imagesPerClass
@@ -41,7 +41,8 @@ final class EpisodeSamplerTests: XCTestCase {
             XCTAssertEqual(Set(episode.classes).count, 6)
             let all = episode.support + episode.query
             XCTAssertEqual(Set(all).count, all.count, "an image appears twice in one episode")
-            XCTAssertTrue(all.allSatisfy { $0.imageIndex >= 0 && $0.imageIndex < 12 })
+            XCTAssertTrue(all.allSatisfy { $0.imageIndex >= 0 })
+            XCTAssertTrue(all.allSatisfy { $0.imageIndex < 12 })
         }
     }
 
@@ -49,6 +50,7 @@ final class EpisodeSamplerTests: XCTestCase {
         let classes = 10, imagesPerClass = 20, episodes = 4_000
         let shape = EpisodeShape(way: 5, shot: 2, queryCount: 3)
         let sampler = try EpisodeSampler(source: randomSource(classes: classes, imagesPerClass: imagesPerClass), shape: shape)
+
         var random = SeededRandom(seed: 2024)
         var classCounts = [Int](repeating: 0, count: classes)
         var imageCounts = [[Int]](repeating: [Int](repeating: 0, count: imagesPerClass), count: classes)
@@ -61,15 +63,18 @@ final class EpisodeSamplerTests: XCTestCase {
                 imageCounts[reference.classIndex][reference.imageIndex] += 1
             }
         }
+
         // Each class is chosen with probability way / classes = 0.5 per episode:
         // mean 2,000 and standard deviation sqrt(4000 * 0.25) = 31.6; allow 5 deviations.
         for (classIndex, count) in classCounts.enumerated() {
             XCTAssertEqual(Double(count), 2_000, accuracy: 160, "class \(classIndex)")
         }
+
         // Label 0 goes to each class with probability 1/10: mean 400, deviation 19; allow 5.
         for (classIndex, count) in supportLabelZeroClass.enumerated() {
             XCTAssertEqual(Double(count), 400, accuracy: 95, "label 0 -> class \(classIndex)")
         }
+
         // Given its class, each image is drawn with probability 5 / 20: about 500 per image,
         // deviation about sqrt(2000 * 0.25 * 0.75) + class-count noise < 25; allow 5 deviations.
         for classIndex in 0..<classes {

@@ -6,7 +6,7 @@ import XCTest
 import Glibc
 #endif
 
-/// A fresh temporary folder, removed when the test ends.
+/// Creates a fresh temporary folder that is removed when the test ends.
 func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("FewShotDataTests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -14,7 +14,7 @@ func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> URL {
     return url
 }
 
-/// The real CIFAR-100 folder: FEWSHOT_DATA_DIR, else `<package root>/../shared/data/cifar-100-binary`.
+/// Returns the real CIFAR-100 folder: FEWSHOT_DATA_DIR, else `<package root>/../shared/data/cifar-100-binary`.
 func realDataDirectory() throws -> URL {
     if let variable = ProcessInfo.processInfo.environment["FEWSHOT_DATA_DIR"], !variable.isEmpty {
         let url = URL(fileURLWithPath: variable)
