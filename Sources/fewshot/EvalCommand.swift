@@ -45,13 +45,12 @@ enum EvalCommand: Command {
         }
 
         let config = try FewShotModel.storedConfig(at: checkpointURL)
-        let dataDirectory = try DataLocator(flag: arguments.string("data"), configRoot: config.data.root).locate()
         applyThreadCount(threads ?? config.threads)
         let model = FewShotModel(config: config)
         let checkpoint = try model.load(from: checkpointURL)
         print("checkpoint: \(checkpointURL.path) (epoch \(checkpoint.epoch), step \(checkpoint.step), \(config.head.kind) head, widths \(config.backbone.widths))")
 
-        let data = try BenchmarkData.load(dataset: config.data.dataset, from: dataDirectory)
+        let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
         let isTerminal = isatty(STDERR_FILENO) != 0
         var lastShown = Date.distantPast
         let result = try evaluate(
@@ -63,7 +62,7 @@ enum EvalCommand: Command {
         }
         if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
 
-        print(data.benchmark.displayName + String(
+        print(data.displayName + String(
             format: " test, %d-way %d-shot, %d queries per class, %d episodes: accuracy %.2f%% ± %.2f%% (95%% interval), %.1f s",
             way, shot, query, episodes, result.meanPercent, result.intervalPercent, result.seconds))
 

@@ -53,10 +53,9 @@ enum TrainCommand: Command {
         }
         if let threads { config.threads = threads }
 
-        let dataDirectory = try DataLocator(flag: arguments.string("data"), configRoot: config.data.root).locate()
         applyThreadCount(config.threads)
-        printDiagnostic("loading \(config.data.dataset) from \(dataDirectory.path)")
-        let data = try BenchmarkData.load(dataset: config.data.dataset, from: dataDirectory)
+        let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
+        printDiagnostic("data: \(data.displayName), \(data.train.classCount) training, \(data.validation.classCount) validation and \(data.test.classCount) test classes")
 
         let runDirectory: RunDirectory
         if let run {

@@ -1,4 +1,5 @@
 import FewShot
+import FewShotData
 import Foundation
 import TensorCore
 import XCTest
@@ -185,6 +186,52 @@ final class CommandLineTests: XCTestCase {
             return text.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[5]) }
         }
         XCTAssertEqual(try validationColumn("killed"), try validationColumn("whole"))
+    }
+
+    func testPNGFolderDatasetTrainsAndEvaluates() throws {
+        // Three classes per split, four 32 x 32 images each, in a different colour per class.
+        let root = workspace.url.appendingPathComponent("png")
+        for split in ["train", "val", "test"] {
+            for classIndex in 0..<3 {
+                let folder = root.appendingPathComponent("\(split)/class\(classIndex)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for image in 0..<4 {
+                    var pixels = [UInt8](repeating: 0, count: 3 * 32 * 32)
+                    for index in pixels.indices { pixels[index] = UInt8((index / 1024 == classIndex ? 200 : 40) + image * 5) }
+                    try PNG.write(RGBImage(height: 32, width: 32, pixels: pixels), to: folder.appendingPathComponent("\(image).png"))
+                }
+            }
+        }
+        let config = try workspace.write("""
+            {"name": "png", "data": {"format": "png-folders", "root": "png"}, "backbone": {"widths": [4, 4, 8, 8]},
+             "training": {"way": 3, "shot": 2, "query": 2, "episodesPerStep": 1, "stepsPerEpoch": 1, "epochs": 1},
+             "validation": {"episodes": 1, "way": 3, "shot": 2, "query": 2}}
+            """, to: "png.json")
+        let train = try runTool(["train", "--config", config.path, "--name", "png"], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+        XCTAssertTrue(train.standardError.contains("data: PNG folders png, 3 training, 3 validation and 3 test classes"), train.standardError)
+        let eval = try runTool(["eval", "--shots", "1", "--episodes", "2", "--way", "3", "--query", "3"], in: workspace.url)
+        XCTAssertEqual(eval.status, 0, eval.standardError)
+        XCTAssertTrue(eval.standardOutput.contains("PNG folders png test, 3-way 1-shot, 3 queries per class, 2 episodes: accuracy"), eval.standardOutput)
+
+        let missing = try runTool(["train", "--config", config.path, "--name", "png2", "--data", "absent"], in: workspace.url)
+        assertFailure(missing, status: 1, mentions: ["absent/train", "(from --data) does not exist"])
+    }
+
+    func testCustomSplitTrains() throws {
+        let config = try workspace.write("""
+            {"name": "custom", "data": {"dataset": "custom", "split": {"train": ["apple", 1, 9], "val": [3, 4, 5], "test": [6, 7, 8]}},
+             "backbone": {"widths": [4, 4, 8, 8]},
+             "training": {"way": 3, "shot": 2, "query": 2, "episodesPerStep": 1, "stepsPerEpoch": 1, "epochs": 1},
+             "validation": {"episodes": 1, "way": 3, "shot": 2, "query": 2}}
+            """, to: "custom.json")
+        let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+        XCTAssertTrue(train.standardError.contains("data: custom CIFAR-100 split, 3 training, 3 validation and 3 test classes"), train.standardError)
+
+        let overlapping = try workspace.write(#"{"data": {"dataset": "custom", "split": {"train": ["apple"], "val": [0], "test": [6]}}}"#, to: "overlap.json")
+        let rejected = try runTool(["train", "--config", overlapping.path, "--data", workspace.data.path], in: workspace.url)
+        assertFailure(rejected, status: 1, mentions: ["'apple'", "appears in 'train' and again in 'val'"])
     }
 
     func testResumeRejectsMismatchedCheckpoint() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import FewShotData
 import XCTest
 @testable import FewShot
 
@@ -66,6 +67,24 @@ final class ConfigTests: XCTestCase {
         assertRejected(#"{"head": 3}"#, mentions: ["'head'", "an object"])
         assertRejected(#"[1, 2]"#, mentions: ["top level must be an object"])
         assertRejected(#"{"name": }"#, mentions: ["not valid JSON"])
+    }
+
+    func testCustomSplitRoundTrips() throws {
+        let config = try parse(#"{"data": {"dataset": "custom", "split": {"train": ["apple", 3], "val": [4], "test": ["zebra"]}}}"#)
+        XCTAssertEqual(config.data.split, CustomSplit(train: [.name("apple"), .label(3)], validation: [.label(4)], test: [.name("zebra")]))
+        XCTAssertEqual(try parse(config.jsonText()), config)
+    }
+
+    func testSplitMustMatchDataset() {
+        assertRejected(#"{"data": {"dataset": "custom"}}"#, mentions: ["'data.split'", "exactly when data.dataset is custom"])
+        assertRejected(#"{"data": {"split": {"train": [1], "val": [2], "test": [3]}}}"#, mentions: ["'data.split'"])
+        assertRejected(#"{"data": {"dataset": "custom", "split": {"train": [true], "val": [2], "test": [3]}}}"#,
+                       mentions: ["'data.split.train'", "fine labels"])
+        assertRejected(#"{"data": {"dataset": "custom", "split": {"train": [1], "validation": [2], "test": [3]}}}"#,
+                       mentions: ["'data.split.val'"])
+        assertRejected(#"{"data": {"format": "png-folders", "dataset": "custom", "split": {"train": [1], "val": [2], "test": [3]}}}"#,
+                       mentions: ["'data.split'", "png-folders"])
+        assertRejected(#"{"data": {"format": "jpeg"}}"#, mentions: ["'data.format'", "cifar100-binary, png-folders"])
     }
 
     func testShippedConfigsLoad() throws {

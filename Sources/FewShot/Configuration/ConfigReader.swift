@@ -1,3 +1,4 @@
+import FewShotData
 import Foundation
 
 /// Why a configuration file was rejected.
@@ -154,6 +155,30 @@ struct ConfigReader {
         let result = try body(&reader)
         try reader.finish()
         return result
+    }
+
+    /// Reads a nested object through its own reader, or returns nil when the key is absent.
+    mutating func optionalSection<T>(_ key: String, _ body: (inout ConfigReader) throws -> T) throws -> T? {
+        guard object[key] != nil, !(object[key] is NSNull) else {
+            readKeys.append(key)
+            return nil
+        }
+        return try section(key, body)
+    }
+
+    /// Reads a list of CIFAR-100 classes, each a fine label (integer) or a name (string).
+    mutating func classList(_ key: String) throws -> [ClassReference] {
+        let expected = "a list of CIFAR-100 fine labels (integers) or class names (strings)"
+        guard let list = value(key) as? [Any] else {
+            throw ConfigError.wrongType(path: path, key: fullKey(key), expected: expected)
+        }
+        return try list.map { item in
+            if let number = item as? NSNumber, !isBoolean(number), number.doubleValue == number.doubleValue.rounded() {
+                return .label(number.intValue)
+            }
+            if let name = item as? String { return .name(name) }
+            throw ConfigError.outOfRange(path: path, key: fullKey(key), value: "\(item)", allowed: expected)
+        }
     }
 
     /// Rejects keys that no read asked for.

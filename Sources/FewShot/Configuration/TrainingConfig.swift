@@ -1,3 +1,4 @@
+import FewShotData
 import Foundation
 
 /// Everything that defines a training run, read from a JSON file.
@@ -26,11 +27,17 @@ public struct TrainingConfig: Equatable, Sendable {
     public init() {}
 
     public struct DataSection: Equatable, Sendable {
-        /// The CIFAR-100 binary folder, used when neither `--data` nor
-        /// FEWSHOT_DATA_DIR names one; relative paths start at the working folder.
+        /// The data folder, used when neither `--data` nor FEWSHOT_DATA_DIR
+        /// names one; relative paths start at the working folder.
         public var root = "Data/cifar-100-binary"
-        /// `cifarfs` (CIFAR-FS, 64/16/20 classes) or `fc100` (60/20/20, split by superclass).
+        /// `cifar100-binary` (the official CIFAR-100 binary files) or
+        /// `png-folders` (`<root>/{train,val,test}/<class>/*.png`, 32 x 32).
+        public var format = "cifar100-binary"
+        /// `cifarfs` (CIFAR-FS, 64/16/20 classes), `fc100` (60/20/20, split by
+        /// superclass) or `custom` (the classes of `split`); binary format only.
         public var dataset = "cifarfs"
+        /// The classes of a `custom` dataset: CIFAR-100 fine labels or names per split.
+        public var split: CustomSplit? = nil
         /// Random crop, colour jitter and flip on training episodes.
         public var augment = true
     }
@@ -131,7 +138,8 @@ public struct TrainingConfig: Equatable, Sendable {
     }
 
     public static let headKinds = ["l1-svm", "prototypical", "ridge"]
-    public static let datasets = ["cifarfs", "fc100"]
+    public static let datasets = ["cifarfs", "fc100", "custom"]
+    public static let dataFormats = ["cifar100-binary", "png-folders"]
     public static let zSigns = ["minus", "plus"]
 }
 
@@ -183,8 +191,24 @@ extension TrainingConfig {
         config.data = try reader.section("data") { section in
             var data = defaults.data
             data.root = try section.string("root", default: data.root)
+            data.format = try section.choice("format", default: data.format, allowed: dataFormats)
             data.dataset = try section.choice("dataset", default: data.dataset, allowed: datasets)
+            data.split = try section.optionalSection("split") { split in
+                CustomSplit(
+                    train: try split.classList("train"), validation: try split.classList("val"),
+                    test: try split.classList("test"))
+            }
             data.augment = try section.bool("augment", default: data.augment)
+            if data.format == "cifar100-binary", (data.dataset == "custom") != (data.split != nil) {
+                throw ConfigError.outOfRange(
+                    path: section.path, key: "data.split", value: data.split == nil ? "missing" : "given",
+                    allowed: "an object {\"train\": [...], \"val\": [...], \"test\": [...]} exactly when data.dataset is custom")
+            }
+            if data.format == "png-folders", data.split != nil {
+                throw ConfigError.outOfRange(
+                    path: section.path, key: "data.split", value: "given",
+                    allowed: "no split with data.format png-folders, whose classes are the folders under train, val and test")
+            }
             return data
         }
 
@@ -273,7 +297,7 @@ extension TrainingConfig {
             "name": name,
             "seed": seed,
             "threads": threads,
-            "data": ["root": data.root, "dataset": data.dataset, "augment": data.augment],
+            "data": dataObject,
             "backbone": [
                 "widths": backbone.widths, "dropRate": backbone.dropRate,
                 "dropBlockSize": backbone.dropBlockSize, "dropBlockRampSteps": backbone.dropBlockRampSteps,
@@ -298,6 +322,22 @@ extension TrainingConfig {
             "validation": episodeObject(validation),
             "test": episodeObject(test),
         ]
+    }
+
+    private var dataObject: [String: Any] {
+        var object: [String: Any] = ["root": data.root, "format": data.format, "dataset": data.dataset, "augment": data.augment]
+        if let split = data.split {
+            func list(_ references: [ClassReference]) -> [Any] {
+                references.map { reference -> Any in
+                    switch reference {
+                    case .label(let label): return label
+                    case .name(let name): return name
+                    }
+                }
+            }
+            object["split"] = ["train": list(split.train), "val": list(split.validation), "test": list(split.test)]
+        }
+        return object
     }
 
     private func episodeObject(_ section: EpisodeSection) -> [String: Any] {
