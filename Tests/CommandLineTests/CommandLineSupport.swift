@@ -10,7 +10,7 @@ struct ToolResult {
     var standardError: String
 }
 
-/// The folder that holds the built products, `fewshot` among them.
+/// Returns the folder of the built products, which contains `fewshot`.
 func productsDirectory() -> URL {
     for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
         return bundle.bundleURL.deletingLastPathComponent()
@@ -104,7 +104,7 @@ final class Workspace {
     }
 }
 
-/// The package root, found from this source file's path.
+/// Returns the package root, found from this source file's path.
 func packageRoot() -> URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 }

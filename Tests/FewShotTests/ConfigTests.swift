@@ -103,7 +103,7 @@ final class ConfigTests: XCTestCase {
     }
 }
 
-/// The package root, found from this source file's path.
+/// Returns the package root, found from this source file's path.
 func packageRoot() -> URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 }

@@ -5,7 +5,7 @@ import TensorCore
 import XCTest
 @testable import FewShot
 
-/// A source of `classes` classes with `perClass` random 32 x 32 images each.
+/// Returns a source of `classes` classes with `perClass` random 32 x 32 images each.
 func syntheticSource(classes: Int, perClass: Int, seed: UInt64) -> ImageSource {
     var random = SeededRandom(seed: seed)
     let pixels = (0..<(classes * perClass * 3072)).map { _ in UInt8(random.nextInt(below: 256)) }
@@ -14,7 +14,7 @@ func syntheticSource(classes: Int, perClass: Int, seed: UInt64) -> ImageSource {
         imageIndices: (0..<classes).map { c in Array((c * perClass)..<((c + 1) * perClass)) })
 }
 
-/// The smoke-test configuration: a 4-4-8-8 ResNet-12, 3-way 2-shot episodes.
+/// Returns the smoke-test configuration: a 4-4-8-8 ResNet-12 and 3-way 2-shot episodes.
 func tinyConfig(head: String = "l1-svm") -> TrainingConfig {
     var config = TrainingConfig()
     config.name = "tiny"
