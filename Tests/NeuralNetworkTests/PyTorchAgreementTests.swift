@@ -4,10 +4,11 @@ import TensorCore
 @testable import NeuralNetwork
 
 /// Compares a narrow ResNet-12 (widths 4-8-12-16, six 32 x 32 images) with
-/// PyTorch results exported by `Scripts/backbone_reference.py`: embeddings,
-/// image and parameter gradients in evaluation and training mode (dropout
-/// off; training normalises the groups [2, 4] as two PyTorch calls would),
-/// running statistics after training, and the parameters after two SGD steps.
+/// PyTorch results exported by `Scripts/backbone_reference.py`. The compared
+/// tensors are the embeddings and the image and parameter gradients in
+/// evaluation and training mode, the running statistics after training, and
+/// the parameters after two SGD steps. Dropout is off, and training
+/// normalises the groups [2, 4] as two PyTorch calls would.
 ///
 /// Tolerance: every compared tensor satisfies
 /// `max |ours - PyTorch| <= agreementTolerance * max(1, max |PyTorch|)`.
