@@ -5,5 +5,7 @@ enum BenchCommand: Command {
     static let subcommands: [Command.Type] = [
         SGEMMBenchCommand.self,
         BackboneBenchCommand.self,
+        LPBenchCommand.self,
+        DataBenchCommand.self,
     ]
 }

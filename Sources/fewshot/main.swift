@@ -6,6 +6,11 @@ enum FewShotTool: Command {
     static let abstract = "Few-shot image classification with a differentiable LP head (gamma-AuxPD)."
     static let subcommands: [Command.Type] = [
         BenchCommand.self,
+        LPCommand.self,
+        DataCommand.self,
+        TrainCommand.self,
+        EvalCommand.self,
+        InspectCommand.self,
     ]
 }
 

@@ -1,0 +1,267 @@
+import FewShotData
+import Foundation
+import TensorCore
+
+/// `fewshot data <subcommand>`: inspect, look at and download the dataset.
+enum DataCommand: Command {
+    static let name = "data"
+    static let abstract = "Check, show or download the CIFAR-100 data."
+    static let subcommands: [Command.Type] = [
+        DataCheckCommand.self,
+        DataShowCommand.self,
+        DataFetchCommand.self,
+    ]
+}
+
+/// The options every data command shares for finding the dataset.
+let dataLocationOptions: [OptionSpec] = [
+    OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
+    OptionSpec(name: "config", valueName: "<file>", help: "JSON config whose data.root names the data folder.", defaultValue: "none, so data.root is \(DataLocator.defaultRoot)"),
+]
+
+/// Returns a locator from `--data`, the environment and `--config`'s `data.root`.
+func makeDataLocator(_ arguments: ParsedArguments) throws -> DataLocator {
+    var configRoot: String? = nil
+    if let configPath = arguments.string("config") {
+        configRoot = try readDataRoot(fromConfig: configPath)
+    }
+    return DataLocator(flag: arguments.string("data"), configRoot: configRoot)
+}
+
+/// Returns the `data.root` string of a JSON config, or nil when it sets none.
+///
+/// NOTE: reads only this one key; the trainer's config type validates the rest.
+func readDataRoot(fromConfig path: String) throws -> String? {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw UsageError("config file '\(path)' is missing or unreadable; check the path given to --config")
+    }
+    guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        throw UsageError("config file '\(path)' is not a JSON object; fix its syntax")
+    }
+    guard let dataSection = object["data"] else { return nil }
+    guard let section = dataSection as? [String: Any] else {
+        throw UsageError("config file '\(path)': 'data' must be an object such as {\"root\": \"\(DataLocator.defaultRoot)\"}")
+    }
+    guard let root = section["root"] else { return nil }
+    guard let text = root as? String else {
+        throw UsageError("config file '\(path)': 'data.root' must be a string naming a folder")
+    }
+    return text
+}
+
+/// `fewshot data check`: validates the dataset and prints what each split contains.
+enum DataCheckCommand: Command {
+    static let name = "check"
+    static let abstract = "Validate the CIFAR-100 files and print each benchmark split's classes and images."
+    static let options: [OptionSpec] = dataLocationOptions + [
+        .flag("skip-checksums", help: "Do not verify SHA256SUMS, even when the folder has one."),
+    ]
+    static let discussion = "Checks record counts, labels and names, verifies SHA256SUMS when present, and lists CIFAR-FS and FC100."
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.rejectPositionals()
+        let locator = try makeDataLocator(arguments)
+        let directory = try locator.locate()
+        print("data: \(directory.path) (from \(locator.candidate().source))")
+
+        let dataset = try CIFAR100.load(from: directory)
+        try dataset.verifyOfficialCounts(directory: directory)
+        print("records: train.bin \(dataset.trainCount), test.bin \(dataset.testCount); \(dataset.fineLabelNames.count) fine and \(dataset.coarseLabelNames.count) coarse classes, 600 images in every fine class")
+
+        if arguments.flag("skip-checksums") {
+            print("SHA256SUMS: skipped (--skip-checksums)")
+        } else if let results = try SHA256.verifyChecksums(in: directory) {
+            print("SHA256SUMS: \(results.count) files match (\(results.map(\.fileName).joined(separator: ", ")))")
+        } else {
+            print("SHA256SUMS: none in the folder, checksums not verified")
+        }
+
+        for benchmark in FewShotBenchmark.allCases {
+            var seen: [Int: DataSplit] = [:]
+            for split in DataSplit.allCases {
+                let source = try benchmark.source(split, in: dataset)
+                let counts = (0..<source.classCount).map { source.imageCount(inClass: $0) }
+                let perClass = Set(counts).count == 1 ? "\(counts[0])" : "\(counts.min()!)-\(counts.max()!)"
+                var line = "\(benchmark.displayName) \(split.rawValue): \(source.classCount) classes x \(perClass) images = \(source.totalImageCount)"
+                let superclasses = benchmark.superclasses(split)
+                if !superclasses.isEmpty {
+                    line += "; superclasses: \(superclasses.map(\.name).joined(separator: ", "))"
+                }
+                print(line)
+                for fineClass in benchmark.classes(split) {
+                    if let other = seen[fineClass.label] {
+                        throw CommandFailure("\(benchmark.displayName): class '\(fineClass.name)' is in both \(other.rawValue) and \(split.rawValue)")
+                    }
+                    seen[fineClass.label] = split
+                }
+            }
+            print("\(benchmark.displayName): splits are disjoint, \(seen.count) classes in all")
+        }
+    }
+}
+
+/// `fewshot data show`: writes one sampled episode as a PNG grid.
+enum DataShowCommand: Command {
+    static let name = "show"
+    static let abstract = "Write a PNG grid of one sampled episode, as the network sees it."
+    static let options: [OptionSpec] = dataLocationOptions + [
+        OptionSpec(name: "benchmark", valueName: "<name>", help: "Benchmark to sample from.", defaultValue: "cifarfs", allowedValues: FewShotBenchmark.allCases.map(\.rawValue)),
+        OptionSpec(name: "split", valueName: "<name>", help: "Split to sample from.", defaultValue: "train", allowedValues: DataSplit.allCases.map(\.rawValue)),
+        OptionSpec(name: "images", valueName: "<dir>", help: "Sample from a PNG folder <dir>/<class>/*.png instead of a benchmark split."),
+        OptionSpec(name: "way", valueName: "<n>", help: "Classes in the episode.", defaultValue: "5"),
+        OptionSpec(name: "shot", valueName: "<n>", help: "Support images per class.", defaultValue: "5"),
+        OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "6"),
+        OptionSpec(name: "seed", valueName: "<n>", help: "Seed of the episode and augmentation draws.", defaultValue: "1"),
+        OptionSpec(name: "scale", valueName: "<n>", help: "Pixel magnification of the grid.", defaultValue: "3"),
+        .flag("augment", help: "Apply the training augmentation (crop, jitter, flip) before showing."),
+        OptionSpec(name: "output", valueName: "<file>", help: "PNG file to write.", defaultValue: "episode.png"),
+    ]
+    static let discussion = """
+        Each row is one class of the episode: its support images, a gap, then its query images.
+        The images are the loader's normalised output mapped back to 8 bits, so padding and jitter show as they reach the network.
+        """
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.rejectPositionals()
+        let way = try arguments.int("way", range: 2...100) ?? 5
+        let shot = try arguments.int("shot", range: 1...600) ?? 5
+        let query = try arguments.int("query", range: 0...600) ?? 6
+        let seed = try arguments.int("seed", range: 0...Int.max) ?? 1
+        let scale = try arguments.int("scale", range: 1...16) ?? 3
+        let output = arguments.string("output") ?? "episode.png"
+        let split = DataSplit(rawValue: arguments.string("split") ?? "train")!
+        let benchmark = FewShotBenchmark(rawValue: arguments.string("benchmark") ?? "cifarfs")!
+
+        let source: ImageSource
+        let sourceName: String
+        if let folder = arguments.string("images") {
+            source = try ImageSource.pngFolder(URL(fileURLWithPath: folder))
+            sourceName = folder
+        } else {
+            let directory = try makeDataLocator(arguments).locate()
+            source = try benchmark.source(split, in: CIFAR100.load(from: directory))
+            sourceName = "\(benchmark.displayName) \(split.rawValue)"
+        }
+        let loader = try EpisodeLoader(
+            source: source, shape: EpisodeShape(way: way, shot: shot, queryCount: query), episodesPerBatch: 1,
+            augmentation: arguments.flag("augment") ? .standard : nil, seed: UInt64(seed), prefetch: false)
+        let batch = loader.next()
+        let grid = episodeGrid(batch, height: source.height, width: source.width, scale: scale, normalization: loader.normalization)
+        try PNG.write(grid, to: URL(fileURLWithPath: output))
+
+        print("wrote \(output): \(grid.width) x \(grid.height) pixels, \(sourceName), \(way)-way \(shot)-shot \(query)-query, \(arguments.flag("augment") ? "augmented" : "not augmented"), seed \(seed)")
+        for (label, classIndex) in batch.episodes[0].classes.enumerated() {
+            print("row \(label + 1): \(source.classNames[classIndex])")
+        }
+    }
+
+    /// Lays out one episode: a row per label with its support images, a gap, then its query images.
+    static func episodeGrid(_ batch: EpisodeBatch, height: Int, width: Int, scale: Int, normalization: Normalization) -> RGBImage {
+        let shape = batch.episodes[0].shape
+        let margin = 2, gap = 10
+        let cellHeight = height * scale, cellWidth = width * scale
+        let gridWidth = margin + shape.shot * (cellWidth + margin) + (shape.queryCount > 0 ? gap + shape.queryCount * (cellWidth + margin) : 0)
+        let gridHeight = margin + shape.way * (cellHeight + margin)
+        var pixels = [UInt8](repeating: 96, count: 3 * gridWidth * gridHeight)
+        let plane = gridWidth * gridHeight
+
+        func paste(_ tensor: Tensor, image: Int, top: Int, left: Int) {
+            let imageFloats = 3 * height * width
+            for channel in 0..<3 {
+                for y in 0..<cellHeight {
+                    for x in 0..<cellWidth {
+                        let value = tensor.scalars[image * imageFloats + (channel * height + y / scale) * width + x / scale]
+                        let unit = value * normalization.std[channel] + normalization.mean[channel]
+                        pixels[channel * plane + (top + y) * gridWidth + left + x] = UInt8(max(0, min(255, (unit * 255).rounded())))
+                    }
+                }
+            }
+        }
+
+        for label in 0..<shape.way {
+            let top = margin + label * (cellHeight + margin)
+            for index in 0..<shape.shot {
+                paste(batch.support, image: label * shape.shot + index, top: top, left: margin + index * (cellWidth + margin))
+            }
+            let queryLeft = margin + shape.shot * (cellWidth + margin) + gap
+            for index in 0..<shape.queryCount {
+                paste(batch.query, image: label * shape.queryCount + index, top: top, left: queryLeft + index * (cellWidth + margin))
+            }
+        }
+        return RGBImage(height: gridHeight, width: gridWidth, pixels: pixels)
+    }
+}
+
+/// `fewshot data fetch`: downloads and unpacks the official CIFAR-100 binary release.
+enum DataFetchCommand: Command {
+    static let name = "fetch"
+    static let abstract = "Download cifar-100-binary.tar.gz, unpack it and check it before use."
+    static let options: [OptionSpec] = dataLocationOptions + [
+        OptionSpec(name: "url", valueName: "<url>", help: "HTTP or HTTPS address of the archive.", defaultValue: DatasetDownload.officialURL.absoluteString),
+        OptionSpec(name: "timeout", valueName: "<seconds>", help: "Give up when the server sends nothing for this long.", defaultValue: "60"),
+    ]
+    static let discussion = """
+        The files go to the folder that --data, FEWSHOT_DATA_DIR or the config's data.root names (default \(DataLocator.defaultRoot)).
+        The archive is unpacked beside it and checked (50,000 + 10,000 records, 600 images per class) before the folder appears.
+        """
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.rejectPositionals()
+        let locator = try makeDataLocator(arguments)
+        let text = arguments.string("url") ?? DatasetDownload.officialURL.absoluteString
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+            throw UsageError("invalid value '\(text)' for '--url': expected an http:// or https:// address")
+        }
+        let timeout = try arguments.double("timeout") ?? 60
+        guard timeout > 0 else {
+            throw UsageError("invalid value \(timeout) for '--timeout': expected a positive number of seconds")
+        }
+        let (directory, source) = locator.candidate()
+        printDiagnostic("downloading \(url.absoluteString) to \(directory.path) (from \(source))")
+
+        let bar = ProgressBar()
+        let result = try DatasetDownload.fetch(from: url, into: directory, timeout: timeout) { received, expected in
+            bar.update(received: received, expected: expected)
+        }
+        bar.finish()
+        print("fetched \(result.downloadedBytes) bytes into \(result.directory.path): train.bin \(result.trainCount) records, test.bin \(result.testCount) records, checked")
+    }
+}
+
+/// A one-line download progress bar on stderr, redrawn only when the percentage
+/// (or, without a known total, the count of whole megabytes) changes.
+final class ProgressBar: @unchecked Sendable {
+    private var lastDrawn = -1
+    private var drewSomething = false
+    private let lock = NSLock()
+
+    func update(received: Int64, expected: Int64?) {
+        lock.lock()
+        defer { lock.unlock() }
+        let megabytes = Double(received) / 1e6
+        if let expected, expected > 0 {
+            let percent = Int(100 * received / expected)
+            guard percent != lastDrawn else { return }
+            lastDrawn = percent
+            let filled = percent * 30 / 100
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
+            draw(String(format: "[%@] %3d%% %.1f / %.1f MB", bar, percent, megabytes, Double(expected) / 1e6))
+        } else {
+            let step = Int(megabytes)
+            guard step != lastDrawn else { return }
+            lastDrawn = step
+            draw(String(format: "%.1f MB received", megabytes))
+        }
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drewSomething { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    private func draw(_ line: String) {
+        drewSomething = true
+        FileHandle.standardError.write(Data("\r\(line)".utf8))
+    }
+}
