@@ -10,7 +10,7 @@ enum TrainCommand: Command {
         OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json."),
         OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config."),
         OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
-        OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that holds run folders.", defaultValue: "Runs"),
+        OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
         OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),
         OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
         OptionSpec(name: "threads", valueName: "<n>", help: "Override the config's threads (0: every processor)."),
@@ -82,7 +82,7 @@ enum TrainCommand: Command {
     }
 }
 
-/// The UTC time as `20261204-215003`, for run folder names.
+/// Returns the UTC time as `20261204-215003`, for run folder names.
 func compactTimestamp() -> String {
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")

@@ -11,6 +11,7 @@ enum FewShotTool: Command {
         TrainCommand.self,
         EvalCommand.self,
         InspectCommand.self,
+        EmbedCommand.self,
     ]
 }
 

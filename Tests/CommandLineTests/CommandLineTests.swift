@@ -1,4 +1,6 @@
+import FewShot
 import Foundation
+import TensorCore
 import XCTest
 
 final class CommandLineTests: XCTestCase {
@@ -109,6 +111,15 @@ final class CommandLineTests: XCTestCase {
         let evalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-1shot.json"))) as? [String: Any]
         XCTAssertEqual(evalJSON?["episodes"] as? Int, 6)
         XCTAssertNotNil(evalJSON?["interval95_percent"] as? Double)
+
+        // embed writes one embedding per image: D = 8 channels x 2 x 2 for the smoke widths.
+        let images = workspace.url.appendingPathComponent("images.safetensors")
+        let embeddings = workspace.url.appendingPathComponent("embeddings.safetensors")
+        try SafetensorsFile(tensors: ["images": SafetensorsTensor(Tensor(shape: [3, 3, 32, 32], repeating: 0.5))]).write(to: images)
+        let embed = try runTool(["embed", "--checkpoint", run.appendingPathComponent("last.safetensors").path,
+                                 "--images", images.path, "--output", embeddings.path], in: workspace.url)
+        XCTAssertEqual(embed.status, 0, embed.standardError)
+        XCTAssertEqual(try SafetensorsFile.read(from: embeddings).tensors["embeddings"]?.shape, [3, 32])
 
         // A truncated copy of the checkpoint is named as truncated by both commands.
         let bytes = try Data(contentsOf: run.appendingPathComponent("last.safetensors"))

@@ -56,9 +56,12 @@ public struct TrainingConfig: Equatable, Sendable {
         public var learnScale = true
         /// l1-SVM: divide every embedding of an episode by the largest support
         /// embedding norm, so support points satisfy `||x|| <= 1` as the physarum
-        /// convergence analysis assumes.
-        public var scaleEmbeddings = true
-        /// l1-SVM slack cost C.
+        /// convergence analysis assumes. Off by default because with it the
+        /// kernel entries of ReLU features all lie close to 1 and training starts far slower.
+        public var scaleEmbeddings = false
+        /// l1-SVM slack cost C. With C = 1 (the paper's value) and balanced
+        /// classes the trivial classifier u = 0 is the LP optimum, and in this
+        /// pipeline the head then barely depends on the query; C > 1 avoids that.
         public var C = 1.0
         /// l1-SVM ramp constant M.
         public var M = 0.001

@@ -16,7 +16,7 @@ public struct EvaluationResult: Sendable {
     /// Half-width of the 95% interval in percent: `1.96 * std / sqrt(episodes)`.
     public var intervalPercent: Double { meanAndInterval(accuracies).interval * 100 }
 
-    /// The result as a JSON object.
+    /// Returns the result as a JSON object.
     public func jsonObject(extra: [String: Any] = [:]) -> [String: Any] {
         var object: [String: Any] = [
             "way": way, "shot": shot, "query": query, "episodes": accuracies.count,
@@ -37,7 +37,7 @@ func mixSeed(_ seed: UInt64, _ index: UInt64) -> UInt64 {
 /// dropout) on `episodes` episodes drawn from `source` with `seed`.
 ///
 /// Episode k depends only on (seed, k), so two evaluations with the same seed
-/// see the same episodes; the l1-SVM head's LP start points also come from (seed, k).
+/// see the same episodes. The l1-SVM head's LP start points also come from (seed, k).
 /// `progress` receives the number of finished episodes after each one.
 public func evaluate(
     _ model: FewShotModel, source: ImageSource, way: Int, shot: Int, query: Int, episodes: Int,

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Why a run folder could not be created, found or updated.
+/// An error that stops a run folder from being created, found or updated, or a run from continuing.
 public enum RunError: Error, CustomStringConvertible, Equatable {
     case alreadyExists(path: String)
     case notARun(path: String)
@@ -84,7 +84,7 @@ public struct RunDirectory: Sendable {
         return run
     }
 
-    /// The run under `root` whose config.json was written last, that is the most recently started run.
+    /// Returns the run under `root` whose config.json was written last, that is the most recently started run.
     public static func mostRecent(in root: URL) throws -> RunDirectory {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         var best: (date: Date, run: RunDirectory)? = nil

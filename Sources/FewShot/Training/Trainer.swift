@@ -14,7 +14,7 @@ public struct TrainingSources: Sendable {
     }
 }
 
-/// Where a run stands after one optimizer step, for progress display.
+/// The position and rates of a run after one optimizer step, for progress display.
 public struct StepProgress: Sendable {
     public var epoch: Int
     public var epochs: Int
@@ -33,7 +33,7 @@ public struct StepProgress: Sendable {
     public var etaSeconds: Double
 }
 
-/// What a log line is about, so a terminal display can skip per-step lines
+/// The subject of a log line, so a terminal display can skip per-step lines
 /// that its progress bar already shows.
 public enum LogKind: Sendable {
     case step
@@ -49,10 +49,10 @@ public enum LogKind: Sendable {
 /// validation episodes with the 95% interval, a metrics row, the last
 /// checkpoint and, when validation accuracy improved, the best checkpoint.
 ///
-/// Everything random depends only on the seed and the step: batch k of the
-/// episode loader is a function of (seed, k), the LP start points of step k
-/// of (seed, k), and the dropout generator's state is saved in checkpoints.
-/// So `resume` continues a run exactly as if it had not stopped.
+/// Everything random depends only on the seed and the step. Batch k of the
+/// episode loader is a function of (seed, k), and so are the LP start points
+/// of step k. The dropout generator's state is saved in checkpoints, so
+/// `resume` continues a run exactly as if it had not stopped.
 ///
 /// A non-finite loss, embedding or LP diagnostic stops training with
 /// `RunError.nonFinite` naming the epoch and step; checkpoints are written
@@ -270,8 +270,10 @@ public final class Trainer {
         }
         let checkpoint = model.checkpoint(optimizer: optimizer, epoch: epoch, step: step, metrics: metrics, extra: [:])
         let file = checkpoint.safetensorsFile()
-        try file.write(to: run.lastCheckpointURL)
+        // Best before last: a crash between the two writes then leaves a last
+        // checkpoint from the epoch before, whose resume redoes this epoch and its best write.
         if isBest { try file.write(to: run.bestCheckpointURL) }
+        try file.write(to: run.lastCheckpointURL)
     }
 
     private func log(_ line: String, kind: LogKind = .summary) throws {
@@ -290,7 +292,7 @@ public func formatDuration(_ seconds: Double) -> String {
     return "\(total)s"
 }
 
-/// The current UTC time as `2026-12-04 21:50:03`.
+/// Returns the UTC time as `2026-12-04 21:50:03`.
 func timestamp(_ date: Date = Date()) -> String {
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")
