@@ -14,6 +14,8 @@ enum TrainCommand: Command {
         OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),
         OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
         OptionSpec(name: "threads", valueName: "<n>", help: "Override the config's threads (0: every processor)."),
+        .flag("fetch", help: "When the CIFAR-100 folder is missing, download the official release there first (about 161 MB)."),
+        OptionSpec(name: "fetch-url", valueName: "<url>", help: "Address --fetch downloads from.", defaultValue: DatasetDownload.officialURL.absoluteString),
     ]
     static let discussion = """
         Writes Runs/<name>/: config.json (resolved), log.txt, metrics.csv (one row per
@@ -54,6 +56,7 @@ enum TrainCommand: Command {
         if let threads { config.threads = threads }
 
         applyThreadCount(config.threads)
+        try fetchDataIfMissing(config.data, arguments: arguments)
         let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
         printDiagnostic("data: \(data.displayName), \(data.train.classCount) training, \(data.validation.classCount) validation and \(data.test.classCount) test classes")
 
@@ -79,6 +82,34 @@ enum TrainCommand: Command {
         display.finish()
         print("run folder: \(runDirectory.url.path)")
     }
+}
+
+/// Downloads CIFAR-100 into the located data folder when it is missing and
+/// either `--fetch` is given or the user accepts the offer on a terminal.
+private func fetchDataIfMissing(_ data: TrainingConfig.DataSection, arguments: ParsedArguments) throws {
+    guard data.format == "cifar100-binary" else { return }
+    let locator = DataLocator(flag: arguments.string("data"), configRoot: data.root)
+    let (directory, source) = locator.candidate()
+    guard DataLocator.missingFiles(in: directory).map({ !$0.isEmpty }) ?? true else { return }
+
+    let text = arguments.string("fetch-url") ?? DatasetDownload.officialURL.absoluteString
+    guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+        throw UsageError("invalid value '\(text)' for '--fetch-url': expected an http:// or https:// address")
+    }
+    var accepted = arguments.flag("fetch")
+    if !accepted, isatty(STDIN_FILENO) != 0, isatty(STDERR_FILENO) != 0 {
+        FileHandle.standardError.write(Data("CIFAR-100 binary data not found at \(directory.path) (from \(source)). Download it from \(url.absoluteString) (about 161 MB)? [y/N] ".utf8))
+        accepted = (readLine() ?? "").lowercased().hasPrefix("y")
+    }
+    guard accepted else { return }
+
+    printDiagnostic("downloading \(url.absoluteString) to \(directory.path) (from \(source))")
+    let bar = ProgressBar()
+    let result = try DatasetDownload.fetch(from: url, into: directory) { received, expected in
+        bar.update(received: received, expected: expected)
+    }
+    bar.finish()
+    printDiagnostic("fetched \(result.downloadedBytes) bytes: train.bin \(result.trainCount) records, test.bin \(result.testCount) records, checked")
 }
 
 /// Returns the UTC time as `20261204-215003`, for run folder names.

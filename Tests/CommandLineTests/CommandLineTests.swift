@@ -41,6 +41,16 @@ final class CommandLineTests: XCTestCase {
                        "no run folder is created before the data is found")
     }
 
+    func testTrainFetchReportsFailedDownload() throws {
+        // Nothing listens on port 9 of 127.0.0.1, so the download fails at once.
+        let target = workspace.url.appendingPathComponent("fetched").path
+        let result = try runTool(["train", "--config", smokeConfig, "--data", target, "--fetch",
+                                  "--fetch-url", "http://127.0.0.1:9/cifar-100-binary.tar.gz"], in: workspace.url)
+        assertFailure(result, status: 1, mentions: ["download of http://127.0.0.1:9/cifar-100-binary.tar.gz failed"])
+        XCTAssertTrue(result.standardError.contains("downloading http://127.0.0.1:9/cifar-100-binary.tar.gz to \(target)"), result.standardError)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: target), "a failed fetch leaves no data folder")
+    }
+
     func testTrainWithUnknownConfigKeyNamesKey() throws {
         let config = try workspace.write(#"{"training": {"epoch": 3}}"#, to: "bad.json")
         let result = try runTool(["train", "--config", config.path, "--data", workspace.data.path], in: workspace.url)
