@@ -49,7 +49,9 @@ public struct TrainingConfig: Equatable, Sendable {
         public var dropRate = 0.1
         /// DropBlock block side length.
         public var dropBlockSize = 2
-        /// Forward passes over which DropBlock's keep rate ramps from 1 to `1 - dropRate`.
+        /// Training forward passes over which DropBlock's keep rate ramps from 1 to
+        /// `1 - dropRate`. Each optimizer step makes two, one for the support and
+        /// one for the query images, as MetaOptNet does.
         public var dropBlockRampSteps = 40_000
     }
 
