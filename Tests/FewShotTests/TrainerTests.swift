@@ -131,6 +131,31 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(model.backbone.isTraining, "evaluation restores training mode")
     }
 
+    func testMostRecentRunIsLastStarted() throws {
+        let older = try RunDirectory.create(root: folder, name: "b-older", config: tinyConfig())
+        let newer = try RunDirectory.create(root: folder, name: "a-newer", config: tinyConfig())
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -60)], ofItemAtPath: older.configURL.path)
+        XCTAssertEqual(try RunDirectory.mostRecent(in: folder).url.lastPathComponent, newer.url.lastPathComponent)
+        XCTAssertThrowsError(try RunDirectory.mostRecent(in: folder.appendingPathComponent("empty"))) { error in
+            XCTAssertTrue("\(error)".contains("no runs found"), "\(error)")
+        }
+    }
+
+    func testTruncationDropsRowsAfterCheckpoint() throws {
+        let run = try RunDirectory.create(root: folder, name: "cut", config: tinyConfig())
+        try run.append("1,1,0.5,10,0.1,\n2,1,0.4,20,0.1,\n3,2,0.3,30,0.1,\n", to: run.stepsURL)
+        try run.truncateRows(of: run.stepsURL, header: RunDirectory.stepsHeader, keepingFirstColumnAtMost: 2)
+        XCTAssertEqual(run.readStepLosses().map(\.step), [1, 2])
+        XCTAssertEqual(try String(contentsOf: run.stepsURL, encoding: .utf8).split(separator: "\n").first.map(String.init), RunDirectory.stepsHeader)
+    }
+
+    func testDurationFormat() {
+        XCTAssertEqual(formatDuration(12.4), "12s")
+        XCTAssertEqual(formatDuration(245), "4m05s")
+        XCTAssertEqual(formatDuration(3720), "1h02m")
+        XCTAssertEqual(formatDuration(.nan), "?")
+    }
+
     func testCurvesPictureMarksValidationInOrange() {
         let rows: [[String: Double]] = [
             ["train_loss": 1.5, "train_accuracy_percent": 30, "val_accuracy_percent": 40],
