@@ -206,6 +206,7 @@ public final class Trainer {
                 format: "epoch %d/%d finished: train loss %.4f, train accuracy %.2f%%, validation accuracy %.2f%% ± %.2f%% (%d episodes), %.1f s training + %.1f s validation",
                 epoch, training.epochs, lossSum / steps, accuracySum / steps * 100, validation.meanPercent,
                 validation.intervalPercent, config.validation.episodes, trainSeconds, lastValidationSeconds)
+                + (residualCount > 0 ? ", mean LP residual " + residualText : "")
                 + (isBest ? ", new best" : ""))
         }
         try log(String(format: "training finished: best validation accuracy %.2f%%", bestAccuracy)
