@@ -28,12 +28,16 @@ public struct PhysarumLayer: Sendable {
     /// pivot below 1e-12 of its diagonal entry, or a failed factorisation).
     /// Numerical trouble after the first iteration is reported in the
     /// problem's `LPDiagnostics`, never thrown.
-    public func forward(_ batch: LPBatch) throws -> PhysarumForward {
+    ///
+    /// With `recordingTape` false the tape keeps no per-iteration state (for
+    /// inference and evaluation: a 1000-problem matching batch at K = 100 would
+    /// otherwise record 2.4 GB), and `backward` rejects it.
+    public func forward(_ batch: LPBatch, recordingTape: Bool = true) throws -> PhysarumForward {
         try options.validate(count: batch.count, columns: batch.columns)
         try batch.validateEntries()
 
         let (count, m, n) = (batch.count, batch.rows, batch.columns)
-        let tape = PhysarumTape(batch: batch, options: options)
+        let tape = PhysarumTape(batch: batch, options: options, recording: recordingTape)
         var solutions = options.startPoints(count: count, columns: n)
         var diagnostics = [LPDiagnostics](
             repeating: LPDiagnostics(relativeResidual: 0, objective: 0, clampedCount: 0, smallestEntry: 0,
@@ -182,6 +186,7 @@ public struct PhysarumLayer: Sendable {
     public func backward(tape: PhysarumTape, dSolutions: [Double]) throws -> LPGradients {
         let batch = tape.batch
         let (count, m, n) = (batch.count, batch.rows, batch.columns)
+        guard tape.isRecorded else { throw LPError.tapeNotRecorded }
         guard dSolutions.count == count * n else {
             throw LPError.tapeMismatch(field: "dSolutions", expected: count * n, actual: dSolutions.count)
         }
