@@ -1,9 +1,9 @@
 import COpenBLAS
 import TensorCore
 
-/// The gamma-AuxPD physarum solver as a batched, differentiable layer
-/// (Straszak and Vishnoi's physarum dynamics with the zero-cost perturbation
-/// of Meng et al., "Physarum Powered Differentiable Linear Programming Layers").
+/// The gamma-AuxPD physarum solver as a batched, differentiable layer: physarum
+/// dynamics with the zero-cost perturbation gamma, as in Meng et al.,
+/// "Physarum Powered Differentiable Linear Programming Layers and Applications".
 ///
 /// Forward, for each problem of an `LPBatch` (m rows, n columns), in Float64:
 /// 1. `c' = c` with every zero replaced by gamma (negative costs are rejected);
@@ -12,7 +12,7 @@ import TensorCore
 ///    (LAPACK dpotrf/dpotrs), `q = w * (A^T p)`, `x = clamp((1 - h) x + h q, eps, xmax)`.
 ///
 /// The tape keeps, per iteration, the input x, the Cholesky factor of L, p and
-/// the clamp pass mask; the backward runs the iterations in reverse order.
+/// the clamp pass mask. The backward runs the iterations in reverse order.
 /// Problems are spread over `Parallel.forEach`; each problem's work is serial.
 public struct PhysarumLayer: Sendable {
     public var options: PhysarumOptions
@@ -26,8 +26,9 @@ public struct PhysarumLayer: Sendable {
     /// Throws `LPError` for non-finite input, a negative cost, invalid options
     /// or a rank-deficient A (detected by the first Cholesky factorisation: a
     /// pivot below 1e-12 of its diagonal entry, or a failed factorisation).
-    /// Numerical trouble after the first iteration is reported in the
-    /// problem's `LPDiagnostics`, never thrown.
+    /// Other numerical trouble (a non-finite iterate, a factorisation that fails
+    /// after the first iteration) is reported in the problem's `LPDiagnostics`
+    /// instead of thrown.
     ///
     /// With `recordingTape` false the tape keeps no per-iteration state (for
     /// inference and evaluation: a 1000-problem matching batch at K = 100 would
@@ -276,7 +277,7 @@ public struct PhysarumForward: Sendable {
     public var solutions: [Double]
     /// One entry per problem.
     public var diagnostics: [LPDiagnostics]
-    /// What the backward needs.
+    /// The recorded state for `backward`.
     public let tape: PhysarumTape
 }
 

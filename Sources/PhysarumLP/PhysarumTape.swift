@@ -1,4 +1,4 @@
-/// What `PhysarumLayer.forward` keeps for the backward, per problem and iteration:
+/// The state `PhysarumLayer.forward` keeps for the backward, per problem and iteration:
 /// the iterate x before the iteration (n), the lower Cholesky factor of
 /// `A diag(x / c') A^T` (m x m, column-major), the multiplier p (m) and the
 /// clamp pass mask (n; 1 where eps < pre-clamp value < xmax).

@@ -203,7 +203,7 @@ enum LPProblemFile {
 
     /// Returns a JSON number as Double; nil for anything else, Booleans included.
     /// JSONSerialization yields NSNumber for both, and an NSNumber holding 0 or 1
-    /// also casts to Bool, so Booleans are told apart by their Objective-C type "c".
+    /// also casts to Bool, so Booleans are recognised by their Objective-C type "c".
     static func jsonNumber(_ value: Any) -> Double? {
         guard let number = value as? NSNumber else { return nil }
         if String(cString: number.objCType) == "c" { return nil }
