@@ -29,13 +29,14 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: optimized),
         .target(name: "NeuralNetwork", dependencies: ["TensorCore"], swiftSettings: optimized),
         .target(name: "PhysarumLP", dependencies: ["TensorCore", "COpenBLAS"], swiftSettings: optimized),
-        .target(name: "FewShotData", dependencies: ["TensorCore", "CPNG"], swiftSettings: optimized),
+        .target(name: "FewShotData", dependencies: ["TensorCore", "CPNG", "CZlib"], swiftSettings: optimized),
         .target(
             name: "FewShot",
-            dependencies: ["TensorCore", "NeuralNetwork", "PhysarumLP", "FewShotData"],
+            dependencies: ["TensorCore", "NeuralNetwork", "PhysarumLP", "FewShotData", "COpenBLAS"],
             swiftSettings: optimized
         ),
         .executableTarget(
@@ -54,9 +55,9 @@ let package = Package(
             dependencies: ["PhysarumLP", "TensorCore"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "FewShotDataTests", dependencies: ["FewShotData", "TensorCore"]),
+        .testTarget(name: "FewShotDataTests", dependencies: ["FewShotData", "TensorCore", "CZlib"]),
         .testTarget(name: "FewShotTests", dependencies: ["FewShot", "NeuralNetwork", "PhysarumLP", "FewShotData", "TensorCore"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["fewshot"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["fewshot", "FewShot", "FewShotData", "TensorCore"]),
     ]
 )
 

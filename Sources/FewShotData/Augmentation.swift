@@ -228,8 +228,8 @@ struct ImagePreparation {
         }
     }
 
-    /// Crops, flips and jitters as `parameters` say, then normalises. `output`
-    /// receives the finished image; crop and flip are one gather from the bytes.
+    /// Crops, flips and jitters with the drawn `parameters`, then normalises into
+    /// `output`. Crop and flip happen together in one gather from the bytes.
     func augment(_ bytes: UnsafePointer<UInt8>, parameters: Augmentation.Parameters, into output: UnsafeMutablePointer<Float>) {
         let plane = height * width
         let unit: Float = 1 / 255

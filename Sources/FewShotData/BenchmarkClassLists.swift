@@ -1,8 +1,7 @@
 // The class lists of the two few-shot benchmarks built on CIFAR-100, carried by
 // the product so that no split file has to be found at run time. Each entry is
-// a CIFAR-100 fine class (its label, which is its line number - 1 in
-// fine_label_names.txt, and its name); loading checks every pair against the
-// dataset's own names.
+// a CIFAR-100 fine class: its label (its line number - 1 in fine_label_names.txt)
+// and its name. Loading checks every pair against the dataset's own names.
 
 /// CIFAR-FS (Bertinetto et al., ICLR 2019): 64 train, 16 validation and
 /// 20 test fine classes chosen at random.

@@ -24,7 +24,7 @@ public enum FewShotBenchmark: String, CaseIterable, Sendable {
     /// FC100: 60 / 20 / 20 fine classes, from 12 / 4 / 4 disjoint superclasses.
     case fc100
 
-    /// The fine classes of one split, in ascending label order.
+    /// Returns the fine classes of one split, in ascending label order.
     public func classes(_ split: DataSplit) -> [FineClass] {
         let list: [(Int, String)]
         switch (self, split) {
@@ -38,7 +38,8 @@ public enum FewShotBenchmark: String, CaseIterable, Sendable {
         return list.map { FineClass(label: $0.0, name: $0.1) }
     }
 
-    /// The CIFAR-100 superclasses of one FC100 split; empty for CIFAR-FS, which is not split by superclass.
+    /// Returns the CIFAR-100 superclasses of one FC100 split, or none for CIFAR-FS,
+    /// which is not split by superclass.
     public func superclasses(_ split: DataSplit) -> [(label: Int, name: String)] {
         guard self == .fc100 else { return [] }
         switch split {
@@ -148,7 +149,7 @@ public struct CustomSplit: Sendable, Decodable, Equatable {
     }
 }
 
-/// Where a run's classes come from: a published benchmark or a user's own split.
+/// The origin of a run's classes: a published benchmark or a user's own split.
 public enum SplitDefinition: Sendable, Equatable {
     case benchmark(FewShotBenchmark)
     case custom(CustomSplit)

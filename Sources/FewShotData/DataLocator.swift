@@ -4,9 +4,9 @@ import Foundation
 /// the environment variable `FEWSHOT_DATA_DIR`, then the config's `data.root`
 /// (default `Data/cifar-100-binary`).
 ///
-/// The first of these that is given is used, and it must contain the dataset: a
-/// flag or variable that points at the wrong folder is an error, never silently
-/// passed over, because falling back would hide a typo and train on other data.
+/// The first of these that is given is used, and it must contain the dataset. A
+/// flag or variable that points at the wrong folder is an error rather than
+/// skipped, because falling back would hide a typo and train on other data.
 public struct DataLocator: Sendable {
     public static let environmentVariable = "FEWSHOT_DATA_DIR"
     public static let defaultRoot = "Data/cifar-100-binary"
@@ -32,7 +32,7 @@ public struct DataLocator: Sendable {
         self.workingDirectory = workingDirectory
     }
 
-    /// Where the data is expected, with the source that chose it, whether or not it exists.
+    /// Returns the folder where the data is expected and the source that chose it, whether or not it exists.
     public func candidate() -> (url: URL, source: String) {
         if let flag, !flag.isEmpty {
             return (resolve(flag), "--data")

@@ -32,7 +32,7 @@ public struct ImageReference: Hashable, Sendable {
 ///
 /// Order within an episode is class-major: `support[l * shot + s]` is support
 /// image `s` of label `l`, and `query[l * queryCount + q]` is query image `q` of
-/// label `l`; the label arrays follow the same order.
+/// label `l`. The label arrays follow the same order.
 public struct Episode: Sendable, Equatable {
     public let shape: EpisodeShape
     /// The source class index of each episode label.

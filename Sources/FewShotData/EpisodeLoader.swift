@@ -70,10 +70,6 @@ public final class EpisodeLoader: @unchecked Sendable {
         self.preparation = ImagePreparation(height: source.height, width: source.width, normalization: normalization)
     }
 
-    deinit {
-        pending?.group.wait()
-    }
-
     public var shape: EpisodeShape { sampler.shape }
 
     /// Returns batch `nextBatchIndex` and starts preparing the one after it.
@@ -121,7 +117,7 @@ public final class EpisodeLoader: @unchecked Sendable {
                             supportLabels: supportLabels, queryLabels: queryLabels)
     }
 
-    /// Prepares images into `tensor`; image `i` draws its augmentation from a
+    /// Prepares images into `tensor`. Image `i` draws its augmentation from a
     /// generator seeded by (imageSeed, firstSlot + i), so the result does not depend
     /// on how the images are spread over workers.
     private func prepare(_ references: [ImageReference], into tensor: inout Tensor, imageSeed: UInt64, firstSlot: Int) {
@@ -165,6 +161,7 @@ public final class EpisodeLoader: @unchecked Sendable {
         let group = DispatchGroup()
         let slot = BatchSlot()
         pending = (index, group, slot)
+        // The block keeps the loader alive until the batch is finished.
         prefetchQueue.async(group: group) { [self] in
             slot.batch = makeBatch(index)
         }

@@ -37,7 +37,7 @@ public struct ImageSource: Sendable {
     /// The bytes of one image: `channels * height * width`.
     public var imageByteCount: Int { channels * height * width }
 
-    /// The number of images of class `classIndex`.
+    /// Returns the number of images of class `classIndex`.
     public func imageCount(inClass classIndex: Int) -> Int { imageIndices[classIndex].count }
 
     /// The number of images over all classes.

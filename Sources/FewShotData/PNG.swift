@@ -29,9 +29,9 @@ public enum PNG {
     ///
     /// Gray, gray + alpha, RGB, RGBA and palette images of any bit depth become
     /// 8-bit RGB: gray is copied to the three channels and alpha is dropped
-    /// (as PIL's `convert("RGB")` does). NOTE: libpng's simplified reader converts
-    /// a file that carries a gAMA chunk other than sRGB's to sRGB, which PIL does
-    /// not; such files are rare in image-folder copies of CIFAR.
+    /// (as PIL's `convert("RGB")` does).
+    /// NOTE: libpng's simplified reader converts a file with a gAMA chunk other than
+    /// sRGB's to sRGB, but PIL does not. Such files are rare in copies of CIFAR.
     public static func read(_ url: URL) throws -> RGBImage {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw DataError(.missingFile, "\(url.path) is missing or unreadable; check the path and its permissions")
@@ -41,29 +41,33 @@ public enum PNG {
 
     /// Decodes PNG bytes; `name` identifies them in errors.
     public static func decode(_ data: Data, name: String) throws -> RGBImage {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        let began = data.withUnsafeBytes { raw in
-            png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count)
-        }
-        guard began != 0 else {
-            let message = libpngMessage(&image)
-            png_image_free(&image)
-            throw DataError(.corruptImage, "\(name) is not a valid PNG file (libpng: \(message)); replace or remove it")
-        }
-        image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
-        let height = Int(image.height)
-        let width = Int(image.width)
-        var interleaved = [UInt8](repeating: 0, count: 4 * height * width)
-        let finished = data.withUnsafeBytes { _ in
-            interleaved.withUnsafeMutableBytes { buffer in
+        // libpng reads from the memory given to `begin` until `finish`, so both
+        // calls run inside one access to the bytes.
+        let (height, width, interleaved) = try data.withUnsafeBytes { raw -> (Int, Int, [UInt8]) in
+            var image = png_image()
+            image.version = UInt32(PNG_IMAGE_VERSION)
+            guard png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count) != 0 else {
+                let message = libpngMessage(&image)
+                png_image_free(&image)
+                throw DataError(.corruptImage, "\(name) is not a valid PNG file (libpng: \(message)); replace or remove it")
+            }
+            let height = Int(image.height)
+            let width = Int(image.width)
+            guard height * width <= maximumPixelCount else {
+                png_image_free(&image)
+                throw DataError(.invalidImageSize, "\(name) is \(width) x \(height) pixels, more than the \(maximumPixelCount) pixels this reader accepts; resize it")
+            }
+            image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
+            var interleaved = [UInt8](repeating: 0, count: 4 * height * width)
+            let finished = interleaved.withUnsafeMutableBytes { buffer in
                 png_image_finish_read(&image, nil, buffer.baseAddress, Int32(4 * width), nil)
             }
-        }
-        guard finished != 0 else {
-            let message = libpngMessage(&image)
-            png_image_free(&image)
-            throw DataError(.corruptImage, "\(name) is a damaged PNG file (libpng: \(message)); replace or remove it")
+            guard finished != 0 else {
+                let message = libpngMessage(&image)
+                png_image_free(&image)
+                throw DataError(.corruptImage, "\(name) is a damaged PNG file (libpng: \(message)); replace or remove it")
+            }
+            return (height, width, interleaved)
         }
 
         var pixels = [UInt8](repeating: 0, count: 3 * height * width)
@@ -75,6 +79,10 @@ public enum PNG {
         }
         return RGBImage(height: height, width: width, pixels: pixels)
     }
+
+    /// The largest image `decode` accepts (64 Mpixel, 256 MB as RGBA), so that a
+    /// damaged or hostile header cannot request an enormous buffer.
+    public static let maximumPixelCount = 1 << 26
 
     /// Encodes an RGB image as PNG bytes.
     public static func encode(_ rgb: RGBImage) throws -> Data {

@@ -10,7 +10,7 @@ import TensorCore
 ///
 /// `normalizationGroups` splits the batch into consecutive groups of images
 /// that are normalised separately, as if each group went through its own
-/// PyTorch call; the running statistics and `numBatchesTracked` are updated
+/// PyTorch call. The running statistics and `numBatchesTracked` are updated
 /// once per group, in order.
 ///
 /// The pointer interface works in place: `normalize` turns the input into

@@ -2,12 +2,12 @@ import TensorCore
 
 /// DropBlock (Ghiasi, Lin and Le, 2018) in the form MetaOptNet's ResNet-12 uses.
 ///
-/// Shapes: input and output `[N, C, H, W]`. In training mode a seed grid of
-/// `[N, C, H - blockSize + 1, W - blockSize + 1]` Bernoulli(`seedProbability`)
-/// draws is taken; each seed at `(i, j)` zeroes rows `i ..< i + blockSize`
-/// and columns `j ..< j + blockSize` of the input plane (MetaOptNet pads the
-/// seed grid and then adds the block offsets to the unpadded seed index,
-/// which gives exactly this square). The survivors are scaled by `(N * C * H * W) / survivors` so the
+/// Shapes: input and output `[N, C, H, W]`. In training mode the layer draws
+/// a seed grid of `[N, C, H - blockSize + 1, W - blockSize + 1]`
+/// Bernoulli(`seedProbability`) samples. Each seed at `(i, j)` zeroes rows
+/// `i ..< i + blockSize` and columns `j ..< j + blockSize` of the input
+/// plane. MetaOptNet pads the seed grid but adds the block offsets to the
+/// unpadded seed index, which gives exactly this square. The survivors are scaled by `(N * C * H * W) / survivors` so the
 /// expected sum is kept. If every element is dropped the output is zero.
 /// In evaluation mode it is the identity. Forward keeps the scaled mask.
 ///

@@ -1,8 +1,8 @@
 import TensorCore
 
-/// Inverted dropout, as PyTorch's `F.dropout`: in training mode each element
-/// is zeroed with probability `probability` and the survivors are scaled by
-/// `1 / (1 - probability)`; in evaluation mode it is the identity. Any shape.
+/// Inverted dropout, as PyTorch's `F.dropout`. In training mode each element
+/// is zeroed with probability `probability`, and the survivors are scaled by
+/// `1 / (1 - probability)`. In evaluation mode it is the identity. Any shape.
 /// Forward keeps the mask (0 or the scale per element) for backward.
 public final class Dropout {
     public let probability: Float

@@ -34,9 +34,9 @@ public enum StateDictError: Error, CustomStringConvertible, Equatable {
 /// down), flattened in PyTorch's `view(N, -1)` order (channel, row, column);
 /// at the default widths a 32 x 32 image gives D = 640 * 2 * 2 = 2560.
 ///
-/// Four `ResNetBlock`s named `layer1.0` ... `layer4.0`; dropout with
-/// probability `dropRate` after blocks 1 and 2, DropBlock after blocks 3 and
-/// 4 with its keep rate ramped from 1 to `1 - dropRate` over the first
+/// Four `ResNetBlock`s are named `layer1.0` ... `layer4.0`. Dropout with
+/// probability `dropRate` follows blocks 1 and 2. DropBlock follows blocks 3
+/// and 4, and its keep rate ramps from 1 to `1 - dropRate` over the first
 /// `dropBlockRampPasses` training forward passes of each block.
 ///
 /// NOTE: MetaOptNet also counts evaluation-mode forward passes towards the
@@ -106,6 +106,9 @@ public final class ResNet12 {
     /// All trainable parameters in `state_dict` order.
     public var parameters: [Parameter] { blocks.flatMap(\.parameters) }
 
+    /// All convolutions, in `state_dict` order; their chunk sizes can be tuned.
+    public var convolutions: [Conv2d] { blocks.flatMap(\.convolutions) }
+
     /// All batch norms, in `state_dict` order.
     public var batchNorms: [BatchNorm2d] { blocks.flatMap(\.batchNorms) }
 
@@ -113,11 +116,10 @@ public final class ResNet12 {
 
     /// Returns the embeddings `[N, D]` of `images` `[N, 3, H, W]`.
     ///
-    /// `normalizationGroups` lists consecutive image counts (adding up to N)
-    /// whose batch-norm statistics, running-statistic updates and dropout
-    /// passes are computed separately, as if each group went through its own
-    /// call; nil means one group. Forward keeps what `backward` needs until
-    /// the next forward.
+    /// `normalizationGroups` lists consecutive image counts that add up to N.
+    /// Each group gets its own batch-norm statistics, running-statistic
+    /// update and dropout pass, as if it went through its own call. nil
+    /// means one group. Forward keeps what `backward` needs until the next forward.
     public func forward(_ images: Tensor, normalizationGroups: [Int]? = nil) -> Tensor {
         precondition(images.rank == 4 && images.shape[1] == 3, "ResNet12 expects images [N, 3, H, W], got \(images.shape)")
         let (batch, height, width) = (images.shape[0], images.shape[2], images.shape[3])
@@ -160,7 +162,8 @@ public final class ResNet12 {
         var dImages = Tensor(shape: images.shape)
         let largestInput = zip(blocks, blockInputSizes).map { $0.inputChannels * $1.height * $1.width }.max()! * batch
         let largestOutput = zip(blocks, blockInputSizes).map { $0.channels * ($1.height / 2) * ($1.width / 2) }.max()! * batch
-        let gradients = [FloatBuffer(capacity: max(largestInput, largestOutput)), FloatBuffer(capacity: max(largestInput, largestOutput))]
+        let gradients = workspace.blockGradients
+        for buffer in gradients { buffer.reserve(max(largestInput, largestOutput)) }
         dEmbeddings.withUnsafeBufferPointer { source in
             gradients[0].pointer.update(from: source.baseAddress!, count: dEmbeddings.count)
         }
@@ -180,9 +183,9 @@ public final class ResNet12 {
 
     // MARK: - State
 
-    /// Every tensor of PyTorch's `state_dict` except `num_batches_tracked`
-    /// (see `batchNormCounts`), in its order: parameters and the batch-norm
-    /// `running_mean` and `running_var` buffers.
+    /// Returns every tensor of PyTorch's `state_dict` in its order except
+    /// `num_batches_tracked` (see `batchNormCounts`). These are the parameters
+    /// and the batch-norm `running_mean` and `running_var` buffers.
     public func stateDict() -> [(name: String, tensor: Tensor)] {
         var entries: [(name: String, tensor: Tensor)] = []
         for block in blocks {

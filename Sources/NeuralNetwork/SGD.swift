@@ -62,7 +62,7 @@ public final class SGD {
         for parameter in parameters { parameter.zeroGradient() }
     }
 
-    /// The momentum buffer of the parameter `name`, or nil before its first step.
+    /// Returns the momentum buffer of the parameter `name`, or nil before its first step.
     public func momentumBuffer(named name: String) -> Tensor? { buffers[name] }
 
     /// Sets the momentum buffer of the parameter `name`, for resuming from a checkpoint.

@@ -14,7 +14,9 @@ enum BackboneBenchCommand: Command {
         backward. Peak resident memory is the process maximum (getrusage).
         """
     static let options: [OptionSpec] = [
-        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads and OpenBLAS threads.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads, and worker threads unless --workers is given.", defaultValue: "2"),
+        OptionSpec(name: "workers", valueName: "<n>", help: "Worker threads that split the images of a convolution (1: one SGEMM at a time on all OpenBLAS threads).", defaultValue: "threads"),
+        OptionSpec(name: "chunk-columns", valueName: "<n>", help: "Columns (images x output pixels) a convolution chunk aims at.", defaultValue: "512"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed training steps after one warm-up step; the median is printed.", defaultValue: "3"),
         OptionSpec(name: "eval-repeats", valueName: "<n>", help: "Timed 80-image evaluation forwards after one warm-up.", defaultValue: "5"),
         OptionSpec(name: "widths", valueName: "<list>", help: "Channel widths of the four blocks, comma-separated.", defaultValue: "64,160,320,640"),
@@ -30,16 +32,19 @@ enum BackboneBenchCommand: Command {
         let evalRepeats = try arguments.int("eval-repeats", range: 1...1000) ?? 5
         let widths = try arguments.intList("widths") ?? [64, 160, 320, 640]
         let sgemmSize = try arguments.int("sgemm-size", range: 0...16384) ?? 2048
+        let workers = try arguments.int("workers", range: 1...256) ?? threads
+        let chunkColumns = try arguments.int("chunk-columns", range: 1...1_000_000) ?? 512
         guard widths.count == 4, widths.allSatisfy({ $0 > 0 }) else {
             throw UsageError("invalid value for '--widths': expected four positive integers, got \(widths)")
         }
         BLAS.threadCount = threads
-        Parallel.workerCount = threads
+        Parallel.workerCount = workers
 
         let supportCount = 8 * 5 * 5
         let queryCount = 8 * 5 * 6
         let batch = supportCount + queryCount
         let network = ResNet12(widths: widths, seed: 1)
+        for conv in network.convolutions { conv.targetColumns = chunkColumns }
         let optimizer = SGD(parameters: network.parameters, learningRate: 0.1)
         var random = SeededRandom(seed: 2)
         let images = Tensor(shape: [batch, 3, 32, 32], scalars: (0..<(batch * 3 * 32 * 32)).map { _ in Float(random.nextNormal()) })
@@ -71,7 +76,7 @@ enum BackboneBenchCommand: Command {
         let step = median(stepSeconds)
         let stepGFLOP = 3 * forwardGFLOPPerImage * Double(batch)
         let evaluation = median(evalSeconds)
-        print("backbone ResNet-12 widths \(widths.map(String.init).joined(separator: "-")), \(threads) threads")
+        print("backbone ResNet-12 widths \(widths.map(String.init).joined(separator: "-")), \(threads) OpenBLAS threads, \(workers) workers, chunks of \(chunkColumns) columns")
         print(String(format: "training step, %d images: %.3f s median of %d (min %.3f), %.1f images/s, %.1f GFLOP/s",
                      batch, step, repeats, stepSeconds.min()!, Double(batch) / step, stepGFLOP / step))
         print(String(format: "evaluation forward, 80 images: %.1f ms median of %d", evaluation * 1000, evalRepeats))
@@ -87,7 +92,7 @@ enum BackboneBenchCommand: Command {
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
-    /// The process's peak resident set size so far, in MB (getrusage reports KiB on Linux).
+    /// Returns the process's peak resident set size so far in MB. On Linux getrusage reports it in KiB.
     static func peakResidentMegabytes() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)

@@ -6,5 +6,6 @@ enum BenchCommand: Command {
         SGEMMBenchCommand.self,
         BackboneBenchCommand.self,
         LPBenchCommand.self,
+        DataBenchCommand.self,
     ]
 }

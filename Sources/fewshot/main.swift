@@ -8,6 +8,10 @@ enum FewShotTool: Command {
         BenchCommand.self,
         LPCommand.self,
         DataCommand.self,
+        TrainCommand.self,
+        EvalCommand.self,
+        InspectCommand.self,
+        EmbedCommand.self,
     ]
 }
 

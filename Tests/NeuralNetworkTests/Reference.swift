@@ -2,8 +2,8 @@ import TensorCore
 @testable import NeuralNetwork
 
 /// Naive Float64 implementations of the layers, written directly from their
-/// definitions; the gradient checks differentiate these by central finite
-/// differences and compare with the Float32 backward passes.
+/// definitions. The gradient checks differentiate these by central finite
+/// differences and compare the result with the Float32 backward passes.
 enum Reference {
     /// A Float64 tensor with its NCHW shape.
     struct Array4 {
@@ -141,7 +141,7 @@ func randomTensor(_ shape: [Int], _ random: inout SeededRandom, scale: Double = 
     Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in Float(random.nextNormal() * scale) })
 }
 
-/// The largest absolute difference between two equally long arrays.
+/// Returns the largest absolute difference between two equally long arrays.
 func maxAbsDifference(_ a: [Double], _ b: [Double]) -> Double {
     precondition(a.count == b.count, "compared arrays differ in length: \(a.count) and \(b.count)")
     return zip(a, b).map { abs($0 - $1) }.max() ?? 0

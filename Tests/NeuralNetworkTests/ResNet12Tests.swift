@@ -11,7 +11,7 @@ final class ResNet12Tests: XCTestCase {
         Parallel.workerCount = 2
     }
 
-    /// A narrow network with non-trivial batch-norm parameters and running statistics.
+    /// Returns a narrow network with non-trivial batch-norm parameters and running statistics.
     func makeNarrowNetwork(seed: UInt64) -> ResNet12 {
         let network = ResNet12(widths: [3, 4, 5, 6], dropRate: 0, seed: seed)
         var random = SeededRandom(seed: seed + 100)

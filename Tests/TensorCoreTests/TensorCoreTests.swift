@@ -49,3 +49,32 @@ final class TensorCoreTests: XCTestCase {
         XCTAssertTrue(hits.allSatisfy { $0 == 1 })
     }
 }
+
+final class ParallelWorkerTests: XCTestCase {
+    func testForEachWorkerCoversRangeOncePerWorker() {
+        Parallel.workerCount = 2
+        XCTAssertEqual(Parallel.workers(for: 1), 1)
+        XCTAssertEqual(Parallel.workers(for: 7), 2)
+        var owners = [Int](repeating: -1, count: 7)
+        owners.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            Parallel.forEachWorker(7) { worker, range in
+                for index in range { base[index] = worker }
+            }
+        }
+        XCTAssertEqual(owners, [0, 0, 0, 1, 1, 1, 1])
+    }
+
+    func testFloatBufferGrowsOnlyWhenNeeded() {
+        let buffer = FloatBuffer(capacity: 4)
+        let first = buffer.reserve(3)
+        XCTAssertEqual(buffer.capacity, 4)
+        XCTAssertEqual(buffer.reserve(4), first)
+        buffer.reserve(10)
+        XCTAssertEqual(buffer.capacity, 10)
+        buffer.pointer[9] = 5
+        XCTAssertEqual(buffer.pointer[9], 5)
+        buffer.shrink()
+        XCTAssertEqual(buffer.capacity, 1)
+    }
+}

@@ -1,0 +1,81 @@
+import FewShot
+import FewShotData
+import Foundation
+
+/// `fewshot eval`: test accuracy of a checkpoint on the benchmark's test classes.
+enum EvalCommand: Command {
+    static let name = "eval"
+    static let abstract = "Test a checkpoint on test-class episodes: mean accuracy with the 95% interval."
+    static let options: [OptionSpec] = [
+        OptionSpec(name: "shots", valueName: "<n>", help: "Support examples per class.", defaultValue: "1", allowedValues: ["1", "5"]),
+        OptionSpec(name: "episodes", valueName: "<n>", help: "Test episodes.", defaultValue: "1000"),
+        OptionSpec(name: "way", valueName: "<n>", help: "Classes per episode.", defaultValue: "5"),
+        OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "15"),
+        OptionSpec(name: "checkpoint", valueName: "<file>", help: "Checkpoint to test.", defaultValue: "best.safetensors of the most recent run"),
+        OptionSpec(name: "runs", valueName: "<dir>", help: "Folder searched for the most recent run.", defaultValue: "Runs"),
+        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
+        OptionSpec(name: "seed", valueName: "<n>", help: "Seed of the test episodes.", defaultValue: "1"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads (0: every processor).", defaultValue: "the checkpoint config's threads"),
+    ]
+    static let discussion = """
+        The model, dataset and head come from the config stored in the checkpoint.
+        Episode k depends only on the seed and k, so runs with the same seed see the same
+        episodes. When the checkpoint lies in a run folder, the result is also written
+        there as eval-<shots>shot.json.
+        """
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.rejectPositionals()
+        let shot = try arguments.int("shots") ?? 1
+        let episodes = try arguments.int("episodes", range: 1...1_000_000) ?? 1000
+        let way = try arguments.int("way", range: 2...64) ?? 5
+        let query = try arguments.int("query", range: 1...100) ?? 15
+        let seed = try arguments.int("seed", range: 0...(1 << 53)) ?? 1
+        let threads = try arguments.int("threads", range: 0...256)
+
+        let checkpointURL: URL
+        if let path = arguments.string("checkpoint") {
+            checkpointURL = URL(fileURLWithPath: path)
+        } else {
+            let run = try RunDirectory.mostRecent(in: URL(fileURLWithPath: arguments.string("runs") ?? "Runs"))
+            checkpointURL = run.bestCheckpointURL
+            guard FileManager.default.fileExists(atPath: checkpointURL.path) else {
+                throw RunError.noCheckpoint(path: run.url.path)
+            }
+        }
+
+        let config = try FewShotModel.storedConfig(at: checkpointURL)
+        applyThreadCount(threads ?? config.threads)
+        let model = FewShotModel(config: config)
+        let checkpoint = try model.load(from: checkpointURL)
+        print("checkpoint: \(checkpointURL.path) (epoch \(checkpoint.epoch), step \(checkpoint.step), \(config.head.kind) head, widths \(config.backbone.widths))")
+
+        let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
+        let isTerminal = isatty(STDERR_FILENO) != 0
+        var lastShown = Date.distantPast
+        let result = try evaluate(
+            model, source: data.test, way: way, shot: shot, query: query, episodes: episodes, seed: UInt64(seed)
+        ) { done in
+            guard isTerminal, Date().timeIntervalSince(lastShown) >= 0.2 || done == episodes else { return }
+            lastShown = Date()
+            FileHandle.standardError.write(Data("\r\u{1B}[Kepisode \(done)/\(episodes)".utf8))
+        }
+        if isTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+
+        print(data.displayName + String(
+            format: " test, %d-way %d-shot, %d queries per class, %d episodes: accuracy %.2f%% ± %.2f%% (95%% interval), %.1f s",
+            way, shot, query, episodes, result.meanPercent, result.intervalPercent, result.seconds))
+
+        let runFolder = checkpointURL.deletingLastPathComponent()
+        if let run = try? RunDirectory.open(runFolder) {
+            let object = result.jsonObject(extra: [
+                "checkpoint": checkpointURL.path, "checkpoint_epoch": checkpoint.epoch, "checkpoint_step": checkpoint.step,
+                "dataset": config.data.dataset, "head": config.head.kind, "seed": seed,
+            ])
+            let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            let url = run.evaluationURL(shot: shot)
+            try json.write(to: url, options: .atomic)
+            print("wrote \(url.path)")
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import FewShot
+import Foundation
+
+/// `fewshot inspect CHECKPOINT`: metadata, per-tensor statistics and verification status.
+enum InspectCommand: Command {
+    static let name = "inspect"
+    static let abstract = "Show a checkpoint's metadata, tensor statistics and verification status."
+    static let options: [OptionSpec] = [
+        .flag("json", help: "Print one JSON object instead of text."),
+    ]
+    static let discussion = """
+        ARGUMENTS:
+          <checkpoint>              A .safetensors file written by 'fewshot train'.
+
+        Prints every tensor with dtype, shape, min, max, mean, standard deviation
+        and the count of non-finite elements. Exits with status 1 when the file
+        fails verification (damaged header, truncated data, checksum mismatch).
+        """
+
+    static func run(_ arguments: ParsedArguments) throws {
+        let path = try arguments.requirePositional("<checkpoint>")
+        let summary = try CheckpointSummary(contentsOf: URL(fileURLWithPath: path))
+
+        if arguments.flag("json") {
+            let data = try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            printText(summary)
+        }
+        if let failure = summary.verificationFailure {
+            throw CommandFailure(failure)
+        }
+    }
+
+    private static func printText(_ summary: CheckpointSummary) {
+        print("checkpoint: \(summary.path)")
+        print("verification: \(summary.verificationFailure == nil ? "ok (structure, checksum, metadata)" : "FAILED")")
+        for key in summary.metadata.keys.sorted() where key != "config" {
+            print("\(key): \(summary.metadata[key]!)")
+        }
+        if let config = summary.metadata["config"] {
+            print("config:")
+            for line in config.split(separator: "\n") { print("  \(line)") }
+        }
+        print("tensors: \(summary.tensors.count), elements: \(summary.elementCount)")
+        let nameWidth = min(60, summary.tensors.map(\.name.count).max() ?? 4)
+        print(pad("name", nameWidth) + "  dtype  " + pad("shape", 18) + ["min", "max", "mean", "std"].map { rightAligned($0, 13) }.joined() + rightAligned("non-finite", 11))
+        for statistics in summary.tensors {
+            let shape = "[" + statistics.shape.map(String.init).joined(separator: ", ") + "]"
+            print(pad(statistics.name, nameWidth) + "  " + pad(statistics.dtype, 5) + "  " + pad(shape, 18)
+                + String(format: "%12.5g %12.5g %12.5g %12.5g %10d", statistics.minimum, statistics.maximum,
+                         statistics.mean, statistics.standardDeviation, statistics.nonFiniteCount))
+        }
+    }
+
+    private static func rightAligned(_ text: String, _ width: Int) -> String {
+        String(repeating: " ", count: max(0, width - text.count)) + text
+    }
+
+    private static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text.padding(toLength: width, withPad: " ", startingAt: 0)
+    }
+}

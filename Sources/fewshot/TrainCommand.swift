@@ -1,0 +1,162 @@
+import FewShot
+import FewShotData
+import Foundation
+
+/// `fewshot train`: meta-trains a backbone and head from a config, or resumes a run.
+enum TrainCommand: Command {
+    static let name = "train"
+    static let abstract = "Meta-train a ResNet-12 with a few-shot head; writes a run folder under Runs/."
+    static let options: [OptionSpec] = [
+        OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json."),
+        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config."),
+        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
+        OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
+        OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),
+        OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Override the config's threads (0: every processor)."),
+        .flag("fetch", help: "When the CIFAR-100 folder is missing, download the official release there first (about 161 MB)."),
+        OptionSpec(name: "fetch-url", valueName: "<url>", help: "Address --fetch downloads from.", defaultValue: DatasetDownload.officialURL.absoluteString),
+    ]
+    static let discussion = """
+        Writes Runs/<name>/: config.json (resolved), log.txt, metrics.csv (one row per
+        epoch), steps.csv (one row per step), last.safetensors, best.safetensors (best
+        validation accuracy) and curves.png. On a terminal a progress bar shows rate
+        and ETA on stderr; otherwise a log line is printed every training.logEverySteps.
+
+        EXAMPLES:
+          fewshot train --config Configs/cifarfs-quick.json
+          fewshot train --resume Runs/cifarfs-quick-20261204-215000
+        """
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.rejectPositionals()
+        let threads = try arguments.int("threads", range: 0...256)
+        let resumePath = arguments.string("resume")
+        let configPath = arguments.string("config")
+        switch (configPath, resumePath) {
+        case (nil, nil): throw UsageError("'fewshot train' needs --config <file> or --resume <run folder>")
+        case (.some, .some): throw UsageError("'fewshot train' takes either --config or --resume, not both (a resumed run uses its own config.json)")
+        default: break
+        }
+        if resumePath != nil, arguments.string("name") != nil || arguments.string("head") != nil {
+            throw UsageError("--name and --head cannot change a resumed run")
+        }
+
+        let run: RunDirectory?
+        var config: TrainingConfig
+        if let resumePath {
+            let opened = try RunDirectory.open(URL(fileURLWithPath: resumePath))
+            run = opened
+            config = try opened.loadConfig()
+        } else {
+            run = nil
+            config = try TrainingConfig.load(from: URL(fileURLWithPath: configPath!))
+            if let head = arguments.string("head") { config.head.kind = head }
+        }
+        if let threads { config.threads = threads }
+
+        applyThreadCount(config.threads)
+        try fetchDataIfMissing(config.data, arguments: arguments)
+        let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
+        printDiagnostic("data: \(data.displayName), \(data.train.classCount) training, \(data.validation.classCount) validation and \(data.test.classCount) test classes")
+
+        let runDirectory: RunDirectory
+        if let run {
+            runDirectory = run
+        } else {
+            let runName = arguments.string("name") ?? "\(config.name)-\(compactTimestamp())"
+            runDirectory = try RunDirectory.create(
+                root: URL(fileURLWithPath: arguments.string("runs") ?? "Runs"), name: runName, config: config)
+        }
+
+        let trainer = try Trainer(config: config, sources: data.trainingSources, run: runDirectory, resume: run != nil)
+        let display = ProgressDisplay()
+        trainer.onLog = { line, kind in display.log(line, kind: kind) }
+        trainer.onProgress = { display.show($0) }
+        do {
+            try trainer.train()
+        } catch {
+            display.finish()
+            throw error
+        }
+        display.finish()
+        print("run folder: \(runDirectory.url.path)")
+    }
+}
+
+/// Downloads CIFAR-100 into the located data folder when it is missing and
+/// either `--fetch` is given or the user accepts the offer on a terminal.
+private func fetchDataIfMissing(_ data: TrainingConfig.DataSection, arguments: ParsedArguments) throws {
+    guard data.format == "cifar100-binary" else { return }
+    let locator = DataLocator(flag: arguments.string("data"), configRoot: data.root)
+    let (directory, source) = locator.candidate()
+    guard DataLocator.missingFiles(in: directory).map({ !$0.isEmpty }) ?? true else { return }
+
+    let text = arguments.string("fetch-url") ?? DatasetDownload.officialURL.absoluteString
+    guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+        throw UsageError("invalid value '\(text)' for '--fetch-url': expected an http:// or https:// address")
+    }
+    var accepted = arguments.flag("fetch")
+    if !accepted, isatty(STDIN_FILENO) != 0, isatty(STDERR_FILENO) != 0 {
+        FileHandle.standardError.write(Data("CIFAR-100 binary data not found at \(directory.path) (from \(source)). Download it from \(url.absoluteString) (about 161 MB)? [y/N] ".utf8))
+        accepted = (readLine() ?? "").lowercased().hasPrefix("y")
+    }
+    guard accepted else { return }
+
+    printDiagnostic("downloading \(url.absoluteString) to \(directory.path) (from \(source))")
+    let bar = ProgressBar()
+    let result = try DatasetDownload.fetch(from: url, into: directory) { received, expected in
+        bar.update(received: received, expected: expected)
+    }
+    bar.finish()
+    printDiagnostic("fetched \(result.downloadedBytes) bytes: train.bin \(result.trainCount) records, test.bin \(result.testCount) records, checked")
+}
+
+/// Returns the UTC time as `20261204-215003`, for run folder names.
+func compactTimestamp() -> String {
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    formatter.dateFormat = "yyyyMMdd-HHmmss"
+    return formatter.string(from: Date())
+}
+
+/// Shows training progress: a single redrawn bar on stderr when stderr is a
+/// terminal, otherwise plain log lines on stdout.
+final class ProgressDisplay {
+    private let isTerminal = isatty(STDERR_FILENO) != 0
+    private var barVisible = false
+    private var lastDraw = Date.distantPast
+
+    func log(_ line: String, kind: LogKind) {
+        if isTerminal && kind == .step { return }
+        clearBar()
+        print(line)
+    }
+
+    func show(_ progress: StepProgress) {
+        guard isTerminal else { return }
+        let now = Date()
+        guard now.timeIntervalSince(lastDraw) >= 0.2 || progress.stepInEpoch == progress.stepsPerEpoch else { return }
+        lastDraw = now
+        let width = 24
+        let filled = width * progress.stepInEpoch / progress.stepsPerEpoch
+        let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+        let text = String(format: "epoch %d/%d [", progress.epoch, progress.epochs) + bar
+            + String(format: "] %d/%d loss %.4f acc %.1f%% %.1f img/s ETA ", progress.stepInEpoch, progress.stepsPerEpoch,
+                     progress.loss, progress.accuracyPercent, progress.imagesPerSecond)
+            + formatDuration(progress.etaSeconds)
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        barVisible = true
+    }
+
+    func finish() {
+        clearBar()
+    }
+
+    private func clearBar() {
+        guard barVisible else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        barVisible = false
+    }
+}

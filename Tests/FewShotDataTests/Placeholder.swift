@@ -1,6 +1,0 @@
-import XCTest
-
-// Replaced by the module's real tests; present so the target builds.
-final class FewShotDataTestsPlaceholder: XCTestCase {
-    func testTargetBuilds() {}
-}
