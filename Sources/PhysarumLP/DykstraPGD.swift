@@ -2,9 +2,9 @@ import TensorCore
 
 /// Projected gradient descent for the matching LP relaxation
 /// `min tr(C X^T)` over `{X >= 0, X 1 = 1, X^T 1 <= 1}`, projecting with
-/// Dykstra's cyclic projections onto the three sets (the solver of DMM-Net,
-/// Zeng et al. 2019, and the baseline of the physarum LP paper's matching test:
-/// learning rate 0.1, 5 projection cycles).
+/// Dykstra's cyclic projections onto the three sets. This is the baseline of the
+/// matching test in the physarum LP paper (Meng et al.), which takes it from
+/// DMM-Net: learning rate 0.1, 5 projection cycles.
 ///
 /// Each step takes `Y = X - learningRate * C` and projects Y. The start point
 /// is the feasible `X = 1 / m`. The three projections: clip at zero; shift each

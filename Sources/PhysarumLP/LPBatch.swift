@@ -74,6 +74,7 @@ public enum LPError: Error, CustomStringConvertible, Equatable {
     case warmStartMismatch(expected: Int, actual: Int)
     case invalidLabel(problem: Int, index: Int, value: Double)
     case tapeMismatch(field: String, expected: Int, actual: Int)
+    case tapeNotRecorded
 
     public var description: String {
         switch self {
@@ -95,6 +96,8 @@ public enum LPError: Error, CustomStringConvertible, Equatable {
             return "label y[\(index)] of problem \(problem) is \(value); l1-SVM labels must be +1 or -1"
         case let .tapeMismatch(field, expected, actual):
             return "backward input \(field) has \(actual) entries but the forward's batch needs \(expected)"
+        case .tapeNotRecorded:
+            return "the tape of a forward run with recordingTape: false cannot be differentiated; run the forward with recordingTape: true"
         }
     }
 }

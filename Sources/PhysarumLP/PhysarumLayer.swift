@@ -1,9 +1,9 @@
 import COpenBLAS
 import TensorCore
 
-/// The gamma-AuxPD physarum solver as a batched, differentiable layer
-/// (Straszak and Vishnoi's physarum dynamics with the zero-cost perturbation
-/// of Meng et al., "Physarum Powered Differentiable Linear Programming Layers").
+/// The gamma-AuxPD physarum solver as a batched, differentiable layer: physarum
+/// dynamics with the zero-cost perturbation gamma, as in Meng et al.,
+/// "Physarum Powered Differentiable Linear Programming Layers and Applications".
 ///
 /// Forward, for each problem of an `LPBatch` (m rows, n columns), in Float64:
 /// 1. `c' = c` with every zero replaced by gamma (negative costs are rejected);
@@ -12,7 +12,7 @@ import TensorCore
 ///    (LAPACK dpotrf/dpotrs), `q = w * (A^T p)`, `x = clamp((1 - h) x + h q, eps, xmax)`.
 ///
 /// The tape keeps, per iteration, the input x, the Cholesky factor of L, p and
-/// the clamp pass mask; the backward runs the iterations in reverse order.
+/// the clamp pass mask. The backward runs the iterations in reverse order.
 /// Problems are spread over `Parallel.forEach`; each problem's work is serial.
 public struct PhysarumLayer: Sendable {
     public var options: PhysarumOptions
@@ -26,14 +26,19 @@ public struct PhysarumLayer: Sendable {
     /// Throws `LPError` for non-finite input, a negative cost, invalid options
     /// or a rank-deficient A (detected by the first Cholesky factorisation: a
     /// pivot below 1e-12 of its diagonal entry, or a failed factorisation).
-    /// Numerical trouble after the first iteration is reported in the
-    /// problem's `LPDiagnostics`, never thrown.
-    public func forward(_ batch: LPBatch) throws -> PhysarumForward {
+    /// Other numerical trouble (a non-finite iterate, a factorisation that fails
+    /// after the first iteration) is reported in the problem's `LPDiagnostics`
+    /// instead of thrown.
+    ///
+    /// With `recordingTape` false the tape keeps no per-iteration state (for
+    /// inference and evaluation: a 1000-problem matching batch at K = 100 would
+    /// otherwise record 2.4 GB), and `backward` rejects it.
+    public func forward(_ batch: LPBatch, recordingTape: Bool = true) throws -> PhysarumForward {
         try options.validate(count: batch.count, columns: batch.columns)
         try batch.validateEntries()
 
         let (count, m, n) = (batch.count, batch.rows, batch.columns)
-        let tape = PhysarumTape(batch: batch, options: options)
+        let tape = PhysarumTape(batch: batch, options: options, recording: recordingTape)
         var solutions = options.startPoints(count: count, columns: n)
         var diagnostics = [LPDiagnostics](
             repeating: LPDiagnostics(relativeResidual: 0, objective: 0, clampedCount: 0, smallestEntry: 0,
@@ -182,6 +187,7 @@ public struct PhysarumLayer: Sendable {
     public func backward(tape: PhysarumTape, dSolutions: [Double]) throws -> LPGradients {
         let batch = tape.batch
         let (count, m, n) = (batch.count, batch.rows, batch.columns)
+        guard tape.isRecorded else { throw LPError.tapeNotRecorded }
         guard dSolutions.count == count * n else {
             throw LPError.tapeMismatch(field: "dSolutions", expected: count * n, actual: dSolutions.count)
         }
@@ -271,7 +277,7 @@ public struct PhysarumForward: Sendable {
     public var solutions: [Double]
     /// One entry per problem.
     public var diagnostics: [LPDiagnostics]
-    /// What the backward needs.
+    /// The recorded state for `backward`.
     public let tape: PhysarumTape
 }
 

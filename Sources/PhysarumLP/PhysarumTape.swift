@@ -1,14 +1,18 @@
-/// What `PhysarumLayer.forward` keeps for the backward, per problem and iteration:
+/// The state `PhysarumLayer.forward` keeps for the backward, per problem and iteration:
 /// the iterate x before the iteration (n), the lower Cholesky factor of
 /// `A diag(x / c') A^T` (m x m, column-major), the multiplier p (m) and the
 /// clamp pass mask (n; 1 where eps < pre-clamp value < xmax).
 ///
-/// Memory: count x K x (m^2 + m + 2n) Float64 values, 170 KB per l1-SVM LP
-/// (m = 40, n = 92) at K = 10.
+/// Memory: count x K x (m^2 + m + 2n) Float64 values, 143 KB per l1-SVM LP
+/// (m = 40, n = 92) at K = 10. A forward without recording keeps one iteration's
+/// worth per problem as scratch, and its tape cannot be differentiated.
 public final class PhysarumTape: @unchecked Sendable {
     /// The batch as given (costs before perturbation).
     public let batch: LPBatch
     public let options: PhysarumOptions
+    /// Whether every iteration was kept, so that `PhysarumLayer.backward` can use this tape.
+    public let isRecorded: Bool
+    private let storedIterations: Int
     /// Iterations each problem completed.
     public internal(set) var completedIterations: [Int]
     let perturbedCosts: UnsafeMutablePointer<Double>
@@ -20,10 +24,12 @@ public final class PhysarumTape: @unchecked Sendable {
     private let multipliers: UnsafeMutablePointer<Double>
     private let passMasks: UnsafeMutablePointer<Double>
 
-    init(batch: LPBatch, options: PhysarumOptions) {
+    init(batch: LPBatch, options: PhysarumOptions, recording: Bool) {
         self.batch = batch
         self.options = options
-        let (count, m, n, iterations) = (batch.count, batch.rows, batch.columns, options.iterations)
+        isRecorded = recording
+        storedIterations = recording ? options.iterations : 1
+        let (count, m, n, iterations) = (batch.count, batch.rows, batch.columns, storedIterations)
         completedIterations = [Int](repeating: 0, count: count)
         sparseColumns = .allocate(capacity: count)
         sparseColumns.initialize(repeating: nil, count: count)
@@ -49,18 +55,18 @@ public final class PhysarumTape: @unchecked Sendable {
     }
 
     func iterate(problem: Int, iteration: Int) -> UnsafeMutablePointer<Double> {
-        iterates + (problem * options.iterations + iteration) * batch.columns
+        iterates + (problem * storedIterations + (isRecorded ? iteration : 0)) * batch.columns
     }
 
     func factor(problem: Int, iteration: Int) -> UnsafeMutablePointer<Double> {
-        factors + (problem * options.iterations + iteration) * batch.rows * batch.rows
+        factors + (problem * storedIterations + (isRecorded ? iteration : 0)) * batch.rows * batch.rows
     }
 
     func multiplier(problem: Int, iteration: Int) -> UnsafeMutablePointer<Double> {
-        multipliers + (problem * options.iterations + iteration) * batch.rows
+        multipliers + (problem * storedIterations + (isRecorded ? iteration : 0)) * batch.rows
     }
 
     func passMask(problem: Int, iteration: Int) -> UnsafeMutablePointer<Double> {
-        passMasks + (problem * options.iterations + iteration) * batch.columns
+        passMasks + (problem * storedIterations + (isRecorded ? iteration : 0)) * batch.columns
     }
 }

@@ -41,7 +41,7 @@ struct SparseColumns {
         planAssembly()
     }
 
-    /// Columns with at least this many nonzeros are compared for merging; the
+    /// The smallest nonzero count of a column that is compared for merging. The
     /// assembly work of a column grows with the square of its count, so merging
     /// shorter ones would cost more in comparisons than it saves.
     static let mergeThreshold = 4
@@ -113,7 +113,7 @@ struct SparseColumns {
     }
 
     /// Writes the lower triangle of `A diag(w) A^T` into the column-major m x m
-    /// buffer `normal` (the layout LAPACK's dpotrf expects); the strict upper
+    /// buffer `normal`, the layout LAPACK's dpotrf expects. The strict upper
     /// triangle is left zero.
     func assembleNormalMatrix(weights w: UnsafePointer<Double>, into normal: UnsafeMutablePointer<Double>) {
         let m = rows

@@ -92,7 +92,7 @@ enum LPMatchingCommand: Command {
             let options = PhysarumOptions(iterations: iterations, stepSize: step, zeroCostPerturbation: gamma,
                                           start: .random(seed: seed &+ 1))
             let physarumStart = DispatchTime.now().uptimeNanoseconds
-            let forward = try PhysarumLayer(options: options).forward(matching.batch)
+            let forward = try PhysarumLayer(options: options).forward(matching.batch, recordingTape: false)
             let physarumMs = Double(DispatchTime.now().uptimeNanoseconds - physarumStart) / 1e6
             let physarumX = builder.assignments(fromSolutions: forward.solutions)
             let failures = forward.diagnostics.filter { !$0.isUsable }.count
@@ -165,7 +165,7 @@ enum LPSolveCommand: Command {
         let (batch, options) = try LPProblemFile.read(path: path)
         let forward: PhysarumForward
         do {
-            forward = try PhysarumLayer(options: options).forward(batch)
+            forward = try PhysarumLayer(options: options).forward(batch, recordingTape: false)
         } catch let error as LPError {
             throw CommandFailure("\(path): \(error)")
         }
@@ -199,6 +199,17 @@ enum LPSolveCommand: Command {
 
 /// Reads the JSON problem format of `lp solve`.
 enum LPProblemFile {
+    static let knownOptions = ["gamma", "iterations", "lowerClamp", "seed", "start", "stepSize", "upperClamp"]
+
+    /// Returns a JSON number as Double; nil for anything else, Booleans included.
+    /// JSONSerialization yields NSNumber for both, and an NSNumber holding 0 or 1
+    /// also casts to Bool, so Booleans are recognised by their Objective-C type "c".
+    static func jsonNumber(_ value: Any) -> Double? {
+        guard let number = value as? NSNumber else { return nil }
+        if String(cString: number.objCType) == "c" { return nil }
+        return number.doubleValue
+    }
+
     static func read(path: String) throws -> (LPBatch, PhysarumOptions) {
         let data: Data
         do {
@@ -214,10 +225,10 @@ enum LPProblemFile {
                 throw CommandFailure("problem file \(path): field \(field) is missing or not an array of numbers")
             }
             return try array.enumerated().map { index, element in
-                guard let number = element as? NSNumber, !(element is Bool) else {
+                guard let number = jsonNumber(element) else {
                     throw CommandFailure("problem file \(path): \(field)[\(index)] is not a number")
                 }
-                return number.doubleValue
+                return number
             }
         }
         guard let rowsArray = root["A"] as? [Any], !rowsArray.isEmpty else {
@@ -246,10 +257,10 @@ enum LPProblemFile {
         let settings = root["options"] as? [String: Any] ?? [:]
         func setting(_ key: String) throws -> Double? {
             guard let value = settings[key] else { return nil }
-            guard let number = value as? NSNumber, !(value is Bool) else {
+            guard let number = jsonNumber(value) else {
                 throw CommandFailure("problem file \(path): options.\(key) is not a number")
             }
-            return number.doubleValue
+            return number
         }
         if let iterations = try setting("iterations") {
             guard iterations >= 1, iterations <= 1_000_000, iterations == iterations.rounded() else {
@@ -269,6 +280,9 @@ enum LPProblemFile {
         }
         if settings["start"] != nil {
             options.start = .warm(try numbers(settings["start"], field: "options.start"))
+        }
+        if let unknown = settings.keys.sorted().first(where: { !knownOptions.contains($0) }) {
+            throw CommandFailure("problem file \(path): unknown option '\(unknown)'; known options: \(knownOptions.joined(separator: ", "))")
         }
         do {
             let batch = try LPBatch(count: 1, rows: rowsArray.count, columns: columns,

@@ -27,7 +27,7 @@ func adding(_ a: [Double], _ b: [Double], scale: Double) -> [Double] {
     zip(a, b).map { $0 + scale * $1 }
 }
 
-/// A random batch of LPs with dense A and a strictly feasible point, so b = A x_feasible.
+/// Builds a random batch of LPs with dense A and b = A x for a strictly positive x, so every LP is feasible.
 func randomFeasibleBatch(count: Int, rows: Int, columns: Int, seed: UInt64) throws -> LPBatch {
     var random = SeededRandom(seed: seed)
     var a: [Double] = []

@@ -7,10 +7,10 @@ import TensorCore
 /// check compares the analytic directional derivative with a five-point
 /// central difference (step 1e-6) along a random direction.
 final class PhysarumLayerGradientTests: XCTestCase {
-    /// The five-point difference is accurate to about 1e-9 relative here; the
-    /// unrolled iteration amplifies that at large K, so 1e-5 relative (plus 1e-7
-    /// absolute for near-zero derivatives) still separates a correct backward from
-    /// a wrong sign or a missing term (those miss by 1e-1 or more).
+    /// The five-point difference is accurate to about 1e-9 relative here, and the
+    /// unrolled iteration amplifies that at large K. A tolerance of 1e-5 relative,
+    /// plus 1e-7 absolute for near-zero derivatives, still separates a correct
+    /// backward from a wrong sign or a missing term, which miss by 1e-1 or more.
     let relativeTolerance = 1e-5
     let absoluteTolerance = 1e-7
 

@@ -219,3 +219,17 @@ final class SparseAssemblyTests: XCTestCase {
         }
     }
 }
+
+final class UnrecordedForwardTests: XCTestCase {
+    func testUnrecordedForwardMatchesAndRejectsBackward() throws {
+        let batch = try randomFeasibleBatch(count: 4, rows: 3, columns: 8, seed: 41)
+        let layer = PhysarumLayer(options: PhysarumOptions(iterations: 12, start: .random(seed: 2)))
+        let recorded = try layer.forward(batch)
+        let unrecorded = try layer.forward(batch, recordingTape: false)
+        XCTAssertEqual(recorded.solutions, unrecorded.solutions)
+        XCTAssertEqual(recorded.diagnostics, unrecorded.diagnostics)
+        XCTAssertThrowsError(try layer.backward(tape: unrecorded.tape, dSolutions: recorded.solutions)) { error in
+            XCTAssertEqual(error as? LPError, .tapeNotRecorded)
+        }
+    }
+}
