@@ -24,8 +24,10 @@ public struct PhysarumLayer: Sendable {
     /// Solves every problem of `batch`.
     ///
     /// Throws `LPError` for non-finite input, a negative cost, invalid options
-    /// or a rank-deficient A (detected by the first Cholesky factorisation: a
-    /// pivot below 1e-12 of its diagonal entry, or a failed factorisation).
+    /// or a rank-deficient A. The first iteration's factorisation raises the
+    /// suspicion (a pivot whose square is below 1e-12 of its diagonal entry, or
+    /// a failed factorisation), and a factorisation of `A A^T` confirms it, so a
+    /// warm start with tiny entries on a full-rank A is not rejected.
     /// Other numerical trouble (a non-finite iterate, a factorisation that fails
     /// after the first iteration) is reported in the problem's `LPDiagnostics`
     /// instead of thrown.
@@ -105,18 +107,23 @@ public struct PhysarumLayer: Sendable {
                     break
                 }
                 let info = choleskyFactor(factor, order: m)
-                if iteration == 0 {
-                    if info != 0 {
-                        rankDeficientRow = info > 0 ? info - 1 : 0
-                        break
-                    }
-                    if let row = (0..<m).first(where: { factor[$0 * m + $0] * factor[$0 * m + $0] <= 1e-12 * diagonal[$0] }) {
+                let suspicious = info != 0
+                    || (iteration == 0 && (0..<m).contains { factor[$0 * m + $0] * factor[$0 * m + $0] <= 1e-12 * diagonal[$0] })
+                if suspicious {
+                    // A tiny or failed pivot comes from a rank-deficient A or from a badly
+                    // conditioned weighting (a warm start near a degenerate vertex, or
+                    // entries at the clamp). Only A itself can tell the two apart.
+                    if iteration == 0, let row = sparse.rankDefectRow(scratch: factor) {
                         rankDeficientRow = row
                         break
                     }
-                } else if info != 0 {
-                    factorizationFailed = true
-                    break
+                    if info != 0 {
+                        factorizationFailed = true
+                        break
+                    }
+                    // A has full row rank, so the small pivot is conditioning: refactor and go on.
+                    sparse.assembleNormalMatrix(weights: w, into: factor)
+                    _ = choleskyFactor(factor, order: m)
                 }
                 for r in 0..<m { p[r] = b[r] }
                 choleskySolve(factor, order: m, rightHandSide: p)
