@@ -25,8 +25,8 @@ public struct PhysarumLayer: Sendable {
     ///
     /// Throws `LPError` for non-finite input, a negative cost, invalid options
     /// or a rank-deficient A. The first iteration's factorisation raises the
-    /// suspicion (a pivot whose square is below 1e-12 of its diagonal entry, or
-    /// a failed factorisation), and a factorisation of `A A^T` confirms it, so a
+    /// suspicion: a pivot whose square is below 1e-12 of its diagonal entry, or
+    /// a failed factorisation. A factorisation of `A A^T` then confirms it, so a
     /// warm start with tiny entries on a full-rank A is not rejected.
     /// Other numerical trouble (a non-finite iterate, a factorisation that fails
     /// after the first iteration) is reported in the problem's `LPDiagnostics`
@@ -121,7 +121,7 @@ public struct PhysarumLayer: Sendable {
                         factorizationFailed = true
                         break
                     }
-                    // A has full row rank, so the small pivot is conditioning: refactor and go on.
+                    // A has full row rank, so the small pivot comes from conditioning. The check overwrote the factor, so factorise again.
                     sparse.assembleNormalMatrix(weights: w, into: factor)
                     _ = choleskyFactor(factor, order: m)
                 }
@@ -229,8 +229,8 @@ public struct PhysarumLayer: Sendable {
                              dc: UnsafeMutablePointer<Double>, dx: UnsafeMutablePointer<Double>) {
         let (m, n) = (tape.batch.rows, tape.batch.columns)
         let cost = tape.perturbedCosts + problem * n
-        // dA is the sum over iterations of rank-one terms; their factors are
-        // stacked as rows (p_t and -u_t against y_t and w*t) and multiplied once.
+        // dA is a sum of rank-one terms, two per iteration. Their factors are stacked
+        // as rows (p_t and -u_t against v - w * s and w * t) and multiplied once.
         let left = UnsafeMutablePointer<Double>.allocate(capacity: 2 * iterations * m)
         let right = UnsafeMutablePointer<Double>.allocate(capacity: 2 * iterations * n)
         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 6 * n + m)
