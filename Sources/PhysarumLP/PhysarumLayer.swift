@@ -121,7 +121,8 @@ public struct PhysarumLayer: Sendable {
                         factorizationFailed = true
                         break
                     }
-                    // A has full row rank, so the small pivot comes from conditioning. The check overwrote the factor, so factorise again.
+                    // A has full row rank, so the small pivot comes from conditioning.
+                    // The check overwrote the factor, so factorise again.
                     sparse.assembleNormalMatrix(weights: w, into: factor)
                     _ = choleskyFactor(factor, order: m)
                 }
