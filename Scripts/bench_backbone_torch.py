@@ -125,17 +125,18 @@ def bench_torch(threads, repeats, eval_repeats):
             if iteration > 0:
                 evals.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-    return statistics.median(steps), statistics.median(evals), peak_mb
+    return statistics.median(steps), min(steps), statistics.median(evals), peak_mb
 
 
 def bench_swift(binary, threads, repeats, eval_repeats):
     output = subprocess.run([binary, "bench", "backbone", "--threads", str(threads), "--repeats", str(repeats),
                              "--eval-repeats", str(eval_repeats)], check=True, capture_output=True, text=True).stdout
-    step = float(re.search(r"training step, 440 images: ([0-9.]+) s", output).group(1))
+    match = re.search(r"training step, 440 images: ([0-9.]+) s median of [0-9]+ \(min ([0-9.]+)\)", output)
+    step, fastest = float(match.group(1)), float(match.group(2))
     evaluation = float(re.search(r"evaluation forward, 80 images: ([0-9.]+) ms", output).group(1)) / 1000
     peak = float(re.search(r"peak resident memory: ([0-9.]+) MB", output).group(1))
     sgemm = re.search(r"sgemm 2048\^3: ([0-9.]+) GFLOP/s", output)
-    return step, evaluation, peak, float(sgemm.group(1)) if sgemm else None
+    return step, fastest, evaluation, peak, float(sgemm.group(1)) if sgemm else None
 
 
 def main():
@@ -149,19 +150,19 @@ def main():
     rows = []
     if args.swift:
         swift = bench_swift(args.swift, args.threads, args.repeats, args.eval_repeats)
-        rows.append(("swift", *swift[:3]))
-        if swift[3]:
-            print(f"sgemm 2048^3 (OpenBLAS, same run): {swift[3]:.1f} GFLOP/s")
-    step, evaluation, peak = bench_torch(args.threads, args.repeats, args.eval_repeats)
-    rows.append((f"torch {torch.__version__}", step, evaluation, peak))
+        rows.append(("swift", *swift[:4]))
+        if swift[4]:
+            print(f"sgemm 2048^3 (OpenBLAS, same run): {swift[4]:.1f} GFLOP/s")
+    rows.append((f"torch {torch.__version__}", *bench_torch(args.threads, args.repeats, args.eval_repeats)))
 
     step_gflop = 3 * FORWARD_GFLOP_PER_IMAGE * 440
-    print(f"{'':18} {'step s':>8} {'images/s':>9} {'GFLOP/s':>8} {'eval ms':>8} {'peak MB':>8}")
-    for name, step, evaluation, peak in rows:
-        print(f"{name:18} {step:8.3f} {440 / step:9.1f} {step_gflop / step:8.1f} {evaluation * 1000:8.1f} {peak:8.0f}")
+    print(f"{'':18} {'step s':>8} {'min s':>8} {'images/s':>9} {'GFLOP/s':>8} {'eval ms':>8} {'peak MB':>8}")
+    for name, step, fastest, evaluation, peak in rows:
+        print(f"{name:18} {step:8.3f} {fastest:8.3f} {440 / step:9.1f} {step_gflop / step:8.1f} {evaluation * 1000:8.1f} {peak:8.0f}")
     if args.swift:
-        print(f"ratio torch/swift: training step {rows[1][1] / rows[0][1]:.2f}, evaluation {rows[1][2] / rows[0][2]:.2f}, "
-              f"peak memory swift/torch {rows[0][3] / rows[1][3]:.2f}")
+        swift, reference = rows
+        print(f"ratio torch/swift: training step {reference[1] / swift[1]:.2f} (min {reference[2] / swift[2]:.2f}), "
+              f"evaluation {reference[3] / swift[3]:.2f}, peak memory swift/torch {swift[4] / reference[4]:.2f}")
 
 
 if __name__ == "__main__":

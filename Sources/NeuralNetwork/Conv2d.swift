@@ -241,6 +241,9 @@ final class ConvolutionWorkspace: @unchecked Sendable {
 
 /// Runs `body` with OpenBLAS limited to one thread when `single` is true,
 /// because the callers then run one SGEMM per worker thread themselves.
+///
+/// NOTE: the OpenBLAS thread count is process-wide, so SGEMM calls that
+/// other threads make while a convolution runs also get one thread.
 func withSingleThreadedBLAS(_ single: Bool, _ body: () -> Void) {
     guard single else { return body() }
     let previous = BLAS.threadCount

@@ -24,8 +24,10 @@ public struct PhysarumLayer: Sendable {
     /// Solves every problem of `batch`.
     ///
     /// Throws `LPError` for non-finite input, a negative cost, invalid options
-    /// or a rank-deficient A (detected by the first Cholesky factorisation: a
-    /// pivot below 1e-12 of its diagonal entry, or a failed factorisation).
+    /// or a rank-deficient A. The first iteration's factorisation raises the
+    /// suspicion: a pivot whose square is below 1e-12 of its diagonal entry, or
+    /// a failed factorisation. A factorisation of `A A^T` then confirms it, so a
+    /// warm start with tiny entries on a full-rank A is not rejected.
     /// Other numerical trouble (a non-finite iterate, a factorisation that fails
     /// after the first iteration) is reported in the problem's `LPDiagnostics`
     /// instead of thrown.
@@ -105,18 +107,24 @@ public struct PhysarumLayer: Sendable {
                     break
                 }
                 let info = choleskyFactor(factor, order: m)
-                if iteration == 0 {
-                    if info != 0 {
-                        rankDeficientRow = info > 0 ? info - 1 : 0
-                        break
-                    }
-                    if let row = (0..<m).first(where: { factor[$0 * m + $0] * factor[$0 * m + $0] <= 1e-12 * diagonal[$0] }) {
+                let suspicious = info != 0
+                    || (iteration == 0 && (0..<m).contains { factor[$0 * m + $0] * factor[$0 * m + $0] <= 1e-12 * diagonal[$0] })
+                if suspicious {
+                    // A tiny or failed pivot comes from a rank-deficient A or from a badly
+                    // conditioned weighting (a warm start near a degenerate vertex, or
+                    // entries at the clamp). Only A itself can tell the two apart.
+                    if iteration == 0, let row = sparse.rankDefectRow(scratch: factor) {
                         rankDeficientRow = row
                         break
                     }
-                } else if info != 0 {
-                    factorizationFailed = true
-                    break
+                    if info != 0 {
+                        factorizationFailed = true
+                        break
+                    }
+                    // A has full row rank, so the small pivot comes from conditioning.
+                    // The check overwrote the factor, so factorise again.
+                    sparse.assembleNormalMatrix(weights: w, into: factor)
+                    _ = choleskyFactor(factor, order: m)
                 }
                 for r in 0..<m { p[r] = b[r] }
                 choleskySolve(factor, order: m, rightHandSide: p)
@@ -222,8 +230,8 @@ public struct PhysarumLayer: Sendable {
                              dc: UnsafeMutablePointer<Double>, dx: UnsafeMutablePointer<Double>) {
         let (m, n) = (tape.batch.rows, tape.batch.columns)
         let cost = tape.perturbedCosts + problem * n
-        // dA is the sum over iterations of rank-one terms; their factors are
-        // stacked as rows (p_t and -u_t against y_t and w*t) and multiplied once.
+        // dA is a sum of rank-one terms, two per iteration. Their factors are stacked
+        // as rows (p_t and -u_t against v - w * s and w * t) and multiplied once.
         let left = UnsafeMutablePointer<Double>.allocate(capacity: 2 * iterations * m)
         let right = UnsafeMutablePointer<Double>.allocate(capacity: 2 * iterations * n)
         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 6 * n + m)

@@ -160,4 +160,19 @@ struct SparseColumns {
             }
         }
     }
+
+    /// Returns the first row of A that depends on the rows before it, or nil
+    /// when A has full row rank, judged by the Cholesky pivots of `A A^T`: a
+    /// pivot whose square falls below 1e-12 of its diagonal entry, or a failed
+    /// factorisation, marks a dependent row. `scratch` (m x m) is overwritten.
+    func rankDefectRow(scratch: UnsafeMutablePointer<Double>) -> Int? {
+        let m = rows
+        let ones = [Double](repeating: 1, count: columns)
+        ones.withUnsafeBufferPointer { assembleNormalMatrix(weights: $0.baseAddress!, into: scratch) }
+        let diagonal = (0..<m).map { scratch[$0 * m + $0] }
+        let info = choleskyFactor(scratch, order: m)
+        if info > 0 { return info - 1 }
+        if info < 0 { return 0 }
+        return (0..<m).first { scratch[$0 * m + $0] * scratch[$0 * m + $0] <= 1e-12 * diagonal[$0] }
+    }
 }

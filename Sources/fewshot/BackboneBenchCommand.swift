@@ -15,7 +15,7 @@ enum BackboneBenchCommand: Command {
         """
     static let options: [OptionSpec] = [
         OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads, and worker threads unless --workers is given.", defaultValue: "2"),
-        OptionSpec(name: "workers", valueName: "<n>", help: "Worker threads that split the images of a convolution (1: one SGEMM at a time on all OpenBLAS threads).", defaultValue: "threads"),
+        OptionSpec(name: "workers", valueName: "<n>", help: "Worker threads for the convolutions and elementwise loops (1: one SGEMM at a time on all OpenBLAS threads).", defaultValue: "threads"),
         OptionSpec(name: "chunk-columns", valueName: "<n>", help: "Columns (images x output pixels) a convolution chunk aims at.", defaultValue: "512"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed training steps after one warm-up step; the median is printed.", defaultValue: "3"),
         OptionSpec(name: "eval-repeats", valueName: "<n>", help: "Timed 80-image evaluation forwards after one warm-up.", defaultValue: "5"),

@@ -15,6 +15,8 @@ enum LPBenchCommand: Command {
         OptionSpec(name: "matching-batch", valueName: "<n>", help: "Matching LPs (5 x 50) in the matching batch; 0 skips it.",
                    defaultValue: "32"),
         OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems.", defaultValue: "2"),
+        OptionSpec(name: "blas-threads", valueName: "<n>", help: "OpenBLAS threads inside each call of the layer.",
+                   defaultValue: "1"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed repetitions; the median and minimum are printed.",
                    defaultValue: "30"),
     ]
@@ -37,13 +39,14 @@ enum LPBenchCommand: Command {
         let matchingBatch = try arguments.int("matching-batch", range: 0...100_000) ?? 32
         let threads = try arguments.int("threads", range: 1...256) ?? 2
         let repeats = try arguments.int("repeats", range: 1...100_000) ?? 30
+        let blasThreads = try arguments.int("blas-threads", range: 1...256) ?? 1
         Parallel.workerCount = threads
-        BLAS.threadCount = 1
+        BLAS.threadCount = blasThreads
 
         let options = PhysarumOptions(iterations: iterations, zeroCostPerturbation: 1e-3, start: .random(seed: 1))
         let layer = PhysarumLayer(options: options)
         let builder = L1SVMBuilder(supportCount: support)
-        print("LP layer, Float64, K = \(iterations), \(threads) worker threads, OpenBLAS 1 thread per call, \(repeats) repeats")
+        print("LP layer, Float64, K = \(iterations), \(threads) worker threads, OpenBLAS \(blasThreads) thread(s) per call, \(repeats) repeats")
         print("problem                      batch  forward ms (median, min)  forward+backward ms (median, min)")
         for batchSize in batches {
             let (kernels, labels) = randomSVMInputs(count: batchSize, support: support, dimension: 64, seed: UInt64(batchSize))

@@ -233,3 +233,27 @@ final class UnrecordedForwardTests: XCTestCase {
         }
     }
 }
+
+final class RankCheckTests: XCTestCase {
+    /// With x3 = 1e-13 the weighted matrix L = [[2, 2], [2, 2 + 1e-13]] has a pivot
+    /// far below 1e-12 of its diagonal, yet A has full row rank: the layer must run.
+    func testTinyWarmStartEntryIsNotRankDefect() throws {
+        let batch = try LPBatch(count: 1, rows: 2, columns: 3, constraints: [1, 1, 0, 1, 1, 1],
+                                rightHandSides: [1, 1.5], costs: [1, 2, 1])
+        let options = PhysarumOptions(iterations: 30, lowerClamp: 1e-14, start: .warm([0.5, 0.5, 1e-13]))
+        let forward = try PhysarumLayer(options: options).forward(batch)
+        XCTAssertTrue(forward.diagnostics[0].isUsable)
+        XCTAssertEqual(forward.solutions[0], 1, accuracy: 1e-6)
+        XCTAssertEqual(forward.solutions[2], 0.5, accuracy: 1e-6)
+    }
+
+    /// The same weighting with a truly dependent second row is still rejected.
+    func testDependentRowIsRejectedFromWarmStart() throws {
+        let batch = try LPBatch(count: 1, rows: 2, columns: 3, constraints: [1, 1, 0, 2, 2, 0],
+                                rightHandSides: [1, 2], costs: [1, 2, 1])
+        let options = PhysarumOptions(start: .warm([0.5, 0.5, 1e-13]))
+        XCTAssertThrowsError(try PhysarumLayer(options: options).forward(batch)) { error in
+            XCTAssertEqual(error as? LPError, .rankDeficient(problem: 0, row: 1))
+        }
+    }
+}
