@@ -132,11 +132,15 @@ public struct CIFAR100: Sendable {
         return lines
     }
 
+    /// Returns the number of records in `url`, from the size of the file it
+    /// names. `stat` follows symbolic links, so a linked data file is measured by
+    /// its target rather than by the link itself.
     static func recordCount(of url: URL) throws -> Int {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let size = (attributes[.size] as? NSNumber)?.intValue else {
+        var status = stat()
+        guard stat(url.path, &status) == 0 else {
             throw DataError(.missingFile, "\(url.path) is missing or unreadable; expected CIFAR-100 records of \(recordByteCount) bytes ('fewshot data fetch' downloads the dataset)")
         }
+        let size = Int(status.st_size)
         guard size > 0, size % recordByteCount == 0 else {
             throw DataError(.truncatedFile, "\(url.path) has \(size) bytes, not a positive multiple of the \(recordByteCount)-byte record size (the last whole record ends at byte \(size / recordByteCount * recordByteCount)); the file is truncated or not CIFAR-100, so download it again ('fewshot data fetch')")
         }

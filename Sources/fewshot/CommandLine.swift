@@ -30,6 +30,14 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
+/// A finished command whose result misses a stated condition: its output is
+/// printed, then `warning: ` and the message go to stderr and the process exits
+/// with `status`.
+struct CommandWarning: Error, CustomStringConvertible {
+    let status: Int32
+    let description: String
+}
+
 /// Parsed options, flags and positional arguments of one command.
 struct ParsedArguments {
     let commandPath: String
@@ -213,6 +221,9 @@ func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> In
     } catch let error as UsageError {
         printError(error.description)
         return 64
+    } catch let warning as CommandWarning {
+        printDiagnostic("warning: \(warning.description)")
+        return warning.status
     } catch {
         printError("\(error)")
         return 1

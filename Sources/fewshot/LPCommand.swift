@@ -148,6 +148,9 @@ enum LPSolveCommand: Command {
     static let options: [OptionSpec] = [
         OptionSpec(name: "problem", valueName: "<file>", help: "JSON file with A, b, c and optional options."),
         .flag("json", help: "Print the result as one JSON object."),
+        OptionSpec(name: "max-residual", valueName: "<value>",
+                   help: "Largest relative residual ||Ax - b|| / ||b|| that counts as meeting the constraints.",
+                   defaultValue: "0.01"),
     ]
     static let discussion = """
         The file holds {"A": [[...], ...], "b": [...], "c": [...], "options": {...}}:
@@ -155,12 +158,21 @@ enum LPSolveCommand: Command {
         (all optional): "iterations" (10), "stepSize" (1), "gamma" (0.001),
         "lowerClamp" (1e-6), "upperClamp" (1e4), "seed" (0) or "start" (a
         strictly positive start point, one entry per column).
+
+        Exit status: 0 when the relative residual is at most --max-residual; 2 when
+        it is above, so x does not meet the constraints (the LP is likely
+        infeasible, or needs more iterations); 1 when the problem file is
+        missing or invalid; 64 for a usage error.
         """
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.rejectPositionals()
         guard let path = arguments.string("problem") else {
             throw UsageError("missing '--problem <file>'; pass a JSON file with A, b and c")
+        }
+        let maximumResidual = try arguments.double("max-residual") ?? 1e-2
+        guard maximumResidual > 0 else {
+            throw UsageError("invalid value \(maximumResidual) for '--max-residual': expected a value > 0")
         }
         let (batch, options) = try LPProblemFile.read(path: path)
         let forward: PhysarumForward
@@ -170,6 +182,7 @@ enum LPSolveCommand: Command {
             throw CommandFailure("\(path): \(error)")
         }
         let diagnostics = forward.diagnostics[0]
+        let constraintsMet = diagnostics.relativeResidual <= maximumResidual
         if arguments.flag("json") {
             let object: [String: Any] = [
                 "x": forward.solutions,
@@ -180,6 +193,7 @@ enum LPSolveCommand: Command {
                 "hasNonFinite": diagnostics.hasNonFinite,
                 "factorizationFailed": diagnostics.factorizationFailed,
                 "completedIterations": diagnostics.completedIterations,
+                "constraintsMet": constraintsMet,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -193,6 +207,10 @@ enum LPSolveCommand: Command {
         }
         if !diagnostics.isUsable {
             printDiagnostic("warning: the solve stopped after \(diagnostics.completedIterations) iterations on a numerical failure; x is the last good iterate")
+        }
+        if !constraintsMet {
+            let residual = String(format: "%.3e", diagnostics.relativeResidual)
+            throw CommandWarning(status: 2, description: "x does not meet the constraints A x = b: relative residual \(residual) is above --max-residual \(maximumResidual); the LP is likely infeasible (no x >= 0 satisfies A x = b), or it needs more iterations (options.iterations, now \(options.iterations))")
         }
     }
 }

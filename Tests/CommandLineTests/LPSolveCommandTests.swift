@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+
+/// `fewshot lp solve`: exit status, warnings and messages for problem files.
+final class LPSolveCommandTests: XCTestCase {
+    private var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("fewshot-lp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    private func writeProblem(_ text: String, name: String = "problem.json") throws -> String {
+        let url = folder.appendingPathComponent(name)
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    private func solve(_ arguments: [String]) throws -> ToolResult {
+        try runTool(["lp", "solve"] + arguments, in: folder)
+    }
+
+    func testInfeasibleProblemWarnsAndExits2() throws {
+        let path = try writeProblem(#"{"A": [[1, 1]], "b": [-1], "c": [1, 1]}"#)
+        let result = try solve(["--problem", path])
+        XCTAssertEqual(result.status, 2, result.standardError)
+        XCTAssertTrue(result.standardOutput.contains("x = ["), result.standardOutput)
+        XCTAssertTrue(result.standardError.hasPrefix("warning: x does not meet the constraints"), result.standardError)
+        XCTAssertTrue(result.standardError.contains("infeasible"), result.standardError)
+        XCTAssertTrue(result.standardError.contains("iterations"), result.standardError)
+    }
+
+    func testInfeasibleProblemJSONMarksConstraints() throws {
+        let path = try writeProblem(#"{"A": [[1, 1]], "b": [-1], "c": [1, 1]}"#)
+        let result = try solve(["--problem", path, "--json"])
+        XCTAssertEqual(result.status, 2, result.standardError)
+        let object = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any]
+        XCTAssertEqual(object?["constraintsMet"] as? Bool, false)
+    }
+
+    func testFeasibleProblemExitsZero() throws {
+        let path = try writeProblem(#"{"A": [[1, 1, 1]], "b": [1], "c": [0.5, 0.2, 0.9]}"#)
+        let result = try solve(["--problem", path])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertEqual(result.standardError, "")
+    }
+
+    func testLooseResidualLimitAcceptsProblem() throws {
+        let path = try writeProblem(#"{"A": [[1, 1]], "b": [-1], "c": [1, 1]}"#)
+        let result = try solve(["--problem", path, "--max-residual", "2"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+    }
+
+    func testHelpDocumentsExitStatus() throws {
+        let result = try solve(["--help"])
+        XCTAssertEqual(result.status, 0)
+        XCTAssertTrue(result.standardOutput.contains("Exit status: 0 when"), result.standardOutput)
+        XCTAssertTrue(result.standardOutput.contains("2 when"), result.standardOutput)
+    }
+}
