@@ -179,7 +179,7 @@ enum LPSolveCommand: Command {
         do {
             forward = try PhysarumLayer(options: options).forward(batch, recordingTape: false)
         } catch let error as LPError {
-            throw CommandFailure("\(path): \(error)")
+            throw CommandFailure("problem file \(path): \(error.singleProblemDescription)")
         }
         let diagnostics = forward.diagnostics[0]
         let constraintsMet = diagnostics.relativeResidual <= maximumResidual
@@ -228,15 +228,35 @@ enum LPProblemFile {
         return number.doubleValue
     }
 
-    static func read(path: String) throws -> (LPBatch, PhysarumOptions) {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw CommandFailure("cannot read problem file \(path): \(error.localizedDescription)")
+    /// Returns Foundation's description of a JSON syntax error, which names the
+    /// position when the parser reports one.
+    static func jsonErrorDetail(_ error: Error) -> String {
+        let nsError = error as NSError
+        if let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String, !detail.isEmpty {
+            return detail.hasSuffix(".") ? String(detail.dropLast()) : detail
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CommandFailure("problem file \(path) is not a JSON object; expected {\"A\": [[...]], \"b\": [...], \"c\": [...]}")
+        return nsError.localizedDescription
+    }
+
+    static func read(path: String) throws -> (LPBatch, PhysarumOptions) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CommandFailure("problem file not found: \(path); check the path given to --problem")
+        }
+        guard !isDirectory.boolValue else {
+            throw CommandFailure("problem file \(path): is a folder; expected a JSON file")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandFailure("problem file \(path): cannot be read; check its permissions")
+        }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw CommandFailure("problem file \(path): invalid JSON (\(jsonErrorDetail(error))); fix the syntax")
+        }
+        guard let root = parsed as? [String: Any] else {
+            throw CommandFailure("problem file \(path): the top level is not a JSON object; expected {\"A\": [[...]], \"b\": [...], \"c\": [...]}")
         }
         func numbers(_ value: Any?, field: String) throws -> [Double] {
             guard let array = value as? [Any] else {
@@ -307,7 +327,7 @@ enum LPProblemFile {
                                     constraints: matrix, rightHandSides: b, costs: c)
             return (batch, options)
         } catch let error as LPError {
-            throw CommandFailure("problem file \(path): \(error)")
+            throw CommandFailure("problem file \(path): \(error.singleProblemDescription)")
         }
     }
 }

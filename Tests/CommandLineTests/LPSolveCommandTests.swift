@@ -55,6 +55,54 @@ final class LPSolveCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.standardError)
     }
 
+    /// Checks a failed solve: exit status 1 and one error line that starts with the file.
+    private func assertProblemFileError(_ result: ToolResult, path: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(result.status, 1, result.standardError, file: file, line: line)
+        let lines = result.standardError.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, result.standardError, file: file, line: line)
+        XCTAssertTrue(result.standardError.hasPrefix("error: problem file "), result.standardError, file: file, line: line)
+        XCTAssertTrue(result.standardError.contains(path), result.standardError, file: file, line: line)
+    }
+
+    func testTruncatedJSONIsInvalidJSON() throws {
+        let path = try writeProblem(#"{"A": [[1, 1]], "b": [1], "c": [1,"#)
+        let result = try solve(["--problem", path])
+        assertProblemFileError(result, path: path)
+        XCTAssertTrue(result.standardError.contains("invalid JSON"), result.standardError)
+        XCTAssertFalse(result.standardError.contains("not a JSON object"), result.standardError)
+    }
+
+    func testArrayTopLevelIsNotObject() throws {
+        let path = try writeProblem("[1, 2]")
+        let result = try solve(["--problem", path])
+        assertProblemFileError(result, path: path)
+        XCTAssertTrue(result.standardError.contains("is not a JSON object"), result.standardError)
+    }
+
+    func testMissingFileIsNotFound() throws {
+        let path = folder.appendingPathComponent("absent.json").path
+        let result = try solve(["--problem", path])
+        assertProblemFileError(result, path: path)
+        XCTAssertTrue(result.standardError.contains("problem file not found: \(path)"), result.standardError)
+        XCTAssertFalse(result.standardError.contains("could not be completed"), result.standardError)
+    }
+
+    func testNegativeCostNamesNoProblemIndex() throws {
+        let path = try writeProblem(#"{"A": [[1, 1]], "b": [1], "c": [1, -0.5]}"#)
+        let result = try solve(["--problem", path])
+        assertProblemFileError(result, path: path)
+        XCTAssertTrue(result.standardError.contains("c[1] is -0.5"), result.standardError)
+        XCTAssertFalse(result.standardError.contains("problem 0"), result.standardError)
+        XCTAssertFalse(result.standardError.contains("matching builder"), result.standardError)
+    }
+
+    func testShapeErrorStartsWithFile() throws {
+        let path = try writeProblem(#"{"A": [[1, 1]], "b": [1, 2], "c": [1, 1]}"#)
+        let result = try solve(["--problem", path])
+        assertProblemFileError(result, path: path)
+        XCTAssertTrue(result.standardError.contains("b has 2 entries"), result.standardError)
+    }
+
     func testHelpDocumentsExitStatus() throws {
         let result = try solve(["--help"])
         XCTAssertEqual(result.status, 0)
