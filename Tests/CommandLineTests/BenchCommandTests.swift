@@ -1,0 +1,39 @@
+import Foundation
+import XCTest
+
+/// `fewshot bench`: figures that depend on the options given.
+final class BenchCommandTests: XCTestCase {
+    private var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("fewshot-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    /// Returns the number after `prefix` in `text`, such as the 12.5 of "prefix 12.5 GFLOP".
+    private func number(after prefix: String, in text: String) -> Double? {
+        guard let range = text.range(of: prefix) else { return nil }
+        let rest = text[range.upperBound...].drop { $0 == " " }
+        return Double(rest.prefix { $0.isNumber || $0 == "." || $0 == "e" || $0 == "-" })
+    }
+
+    func testBackboneFLOPsFollowWidths() throws {
+        let result = try runTool(["bench", "backbone", "--widths", "4,4,8,8", "--repeats", "1", "--eval-repeats", "1",
+                                  "--sgemm-size", "0", "--threads", "1"], in: folder)
+        XCTAssertEqual(result.status, 0, result.standardError)
+        // Convolution multiply-adds per block: three 3 x 3 and one 1 x 1 shortcut, at sides 32, 16, 8 and 4.
+        let blocks: [(input: Int, width: Int, side: Int)] = [(3, 4, 32), (4, 4, 16), (4, 8, 8), (8, 8, 4)]
+        var flops = 0.0
+        for block in blocks {
+            let multiplyAdds = 9 * block.input * block.width + 18 * block.width * block.width + block.input * block.width
+            flops += 2 * Double(block.side * block.side) * Double(multiplyAdds)
+        }
+        let printed = try XCTUnwrap(number(after: "FLOP count:", in: result.standardOutput), result.standardOutput)
+        XCTAssertEqual(printed, flops / 1e9, accuracy: flops / 1e9 * 1e-3)
+        XCTAssertLessThan(printed, 0.01, "widths 4,4,8,8 are far below the default 1.046 GFLOP per image")
+    }
+}
