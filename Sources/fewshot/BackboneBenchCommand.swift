@@ -16,7 +16,7 @@ enum BackboneBenchCommand: Command {
         maximum (getrusage).
         """
     static let options: [OptionSpec] = [
-        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads, and worker threads unless --workers is given.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads, and worker threads unless --workers is given (0: every processor).", defaultValue: everyProcessorDefault),
         OptionSpec(name: "workers", valueName: "<n>", help: "Worker threads for the convolutions and elementwise loops (1: one SGEMM at a time on all OpenBLAS threads).", defaultValue: "threads"),
         OptionSpec(name: "chunk-columns", valueName: "<n>", help: "Columns (images x output pixels) a convolution chunk aims at.", defaultValue: "512"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed training steps after one warm-up step; the median is printed.", defaultValue: "3"),
@@ -45,7 +45,7 @@ enum BackboneBenchCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.rejectPositionals()
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         let repeats = try arguments.int("repeats", range: 1...1000) ?? 3
         let evalRepeats = try arguments.int("eval-repeats", range: 1...1000) ?? 5
         let widths = try arguments.intList("widths") ?? [64, 160, 320, 640]

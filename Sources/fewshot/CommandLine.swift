@@ -106,6 +106,13 @@ struct ParsedArguments {
         return value
     }
 
+    /// Parses a thread count, where 0 or no value means every processor, as
+    /// `train --threads` does.
+    func threadCount(_ name: String = "threads") throws -> Int {
+        let value = try int(name, range: 0...256) ?? 0
+        return value > 0 ? value : ProcessInfo.processInfo.activeProcessorCount
+    }
+
     func double(_ name: String) throws -> Double? {
         guard let text = values[name] else { return nil }
         guard let value = Double(text), value.isFinite else {
@@ -139,6 +146,9 @@ struct ParsedArguments {
         }
     }
 }
+
+/// The default shown for a `--threads` option that `ParsedArguments.threadCount` reads.
+let everyProcessorDefault = "every processor"
 
 /// A command of the tool: a leaf that runs, or a group of subcommands.
 protocol Command {

@@ -14,7 +14,7 @@ enum LPBenchCommand: Command {
         OptionSpec(name: "iterations", valueName: "<k>", help: "Physarum iterations K.", defaultValue: "10"),
         OptionSpec(name: "matching-batch", valueName: "<n>", help: "Matching LPs (5 x 50) in the matching batch; 0 skips it.",
                    defaultValue: "32"),
-        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems (0: every processor).", defaultValue: everyProcessorDefault),
         OptionSpec(name: "blas-threads", valueName: "<n>", help: "OpenBLAS threads inside each call of the layer.",
                    defaultValue: "1"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed repetitions; the median and minimum are printed.",
@@ -37,7 +37,7 @@ enum LPBenchCommand: Command {
         let support = try arguments.int("support", range: 2...1000) ?? 10
         let iterations = try arguments.int("iterations", range: 1...100_000) ?? 10
         let matchingBatch = try arguments.int("matching-batch", range: 0...100_000) ?? 32
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         let repeats = try arguments.int("repeats", range: 1...100_000) ?? 30
         let blasThreads = try arguments.int("blas-threads", range: 1...256) ?? 1
         Parallel.workerCount = threads

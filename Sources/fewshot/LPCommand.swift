@@ -28,7 +28,7 @@ enum LPMatchingCommand: Command {
         OptionSpec(name: "learning-rate", valueName: "<value>", help: "PGD learning rate.", defaultValue: "0.1"),
         OptionSpec(name: "cycles", valueName: "<n>", help: "Dykstra projection cycles per PGD step.", defaultValue: "5"),
         OptionSpec(name: "seed", valueName: "<n>", help: "Seed of the costs and of the physarum start points.", defaultValue: "1"),
-        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems (0: every processor).", defaultValue: everyProcessorDefault),
     ]
     static let discussion = """
         Costs are uniform in (0, 1). Distance is the Frobenius norm of X minus the
@@ -53,7 +53,7 @@ enum LPMatchingCommand: Command {
         let learningRate = try arguments.double("learning-rate") ?? 0.1
         let cycles = try arguments.int("cycles", range: 1...1000) ?? 5
         let seed = UInt64(try arguments.int("seed", range: 0...Int.max) ?? 1)
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         guard gamma > 0 else { throw UsageError("invalid value \(gamma) for '--gamma': expected a value > 0") }
         guard step > 0, step <= 1 else { throw UsageError("invalid value \(step) for '--step': expected a value in (0, 1]") }
         guard learningRate > 0 else {

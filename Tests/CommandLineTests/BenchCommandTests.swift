@@ -36,4 +36,28 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(printed, flops / 1e9, accuracy: flops / 1e9 * 1e-3)
         XCTAssertLessThan(printed, 0.01, "widths 4,4,8,8 are far below the default 1.046 GFLOP per image")
     }
+
+    func testThreadDefaultsUseEveryProcessor() throws {
+        let processors = ProcessInfo.processInfo.activeProcessorCount
+        let runs: [(arguments: [String], expected: String)] = [
+            (["bench", "sgemm", "--size", "32", "--repeats", "1"], "\(processors) threads"),
+            (["bench", "lp", "--batches", "1", "--matching-batch", "0", "--repeats", "1"], "\(processors) worker threads"),
+            (["bench", "backbone", "--widths", "2,2,2,2", "--repeats", "1", "--eval-repeats", "1", "--sgemm-size", "0"],
+             "\(processors) OpenBLAS threads, \(processors) workers"),
+            (["bench", "data", "--synthetic", "--episodes", "1", "--repeats", "1", "--step-ms", "0"], "\(processors) thread"),
+            (["lp", "matching", "--problems", "2", "--iterations", "2"], "; \(processors) threads"),
+        ]
+        for run in runs {
+            let result = try runTool(run.arguments, in: folder)
+            XCTAssertEqual(result.status, 0, "\(run.arguments): \(result.standardError)")
+            XCTAssertTrue(result.standardOutput.contains(run.expected), "\(run.arguments) lacks '\(run.expected)': \(result.standardOutput)")
+        }
+    }
+
+    func testThreadHelpNamesDefault() throws {
+        let result = try runTool(["bench", "sgemm", "--help"], in: folder)
+        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertTrue(result.standardOutput.contains("(default: every processor)"), result.standardOutput)
+        XCTAssertFalse(result.standardOutput.contains("(default: 2)"), result.standardOutput)
+    }
 }
