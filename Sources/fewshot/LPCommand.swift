@@ -147,7 +147,7 @@ enum LPSolveCommand: Command {
     static let abstract = "Solve one standard-form LP given as JSON and print the solution and diagnostics."
     static let options: [OptionSpec] = [
         OptionSpec(name: "problem", valueName: "<file>", help: "JSON file with A, b, c and optional options."),
-        .flag("json", help: "Print the result as one JSON object."),
+        .flag("json", help: "Print the result as one JSON object with snake_case keys."),
         OptionSpec(name: "max-residual", valueName: "<value>",
                    help: "Largest relative residual ||Ax - b|| / ||b|| that counts as meeting the constraints.",
                    defaultValue: "0.01"),
@@ -187,15 +187,15 @@ enum LPSolveCommand: Command {
             let object: [String: Any] = [
                 "x": forward.solutions,
                 "objective": diagnostics.objective,
-                "relativeResidual": diagnostics.relativeResidual,
-                "clampedCount": diagnostics.clampedCount,
-                "smallestEntry": diagnostics.smallestEntry,
-                "hasNonFinite": diagnostics.hasNonFinite,
-                "factorizationFailed": diagnostics.factorizationFailed,
-                "completedIterations": diagnostics.completedIterations,
-                "constraintsMet": constraintsMet,
+                "relative_residual": diagnostics.relativeResidual,
+                "clamped_count": diagnostics.clampedCount,
+                "smallest_entry": diagnostics.smallestEntry,
+                "has_non_finite": diagnostics.hasNonFinite,
+                "factorization_failed": diagnostics.factorizationFailed,
+                "completed_iterations": diagnostics.completedIterations,
+                "constraints_met": constraintsMet,
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("x = [" + forward.solutions.map { String(format: "%.6g", $0) }.joined(separator: ", ") + "]")

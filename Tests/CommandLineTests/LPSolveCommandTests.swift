@@ -39,7 +39,17 @@ final class LPSolveCommandTests: XCTestCase {
         let result = try solve(["--problem", path, "--json"])
         XCTAssertEqual(result.status, 2, result.standardError)
         let object = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any]
-        XCTAssertEqual(object?["constraintsMet"] as? Bool, false)
+        XCTAssertEqual(object?["constraints_met"] as? Bool, false)
+    }
+
+    func testJSONKeysAreSnakeCase() throws {
+        let path = try writeProblem(#"{"A": [[1, 1, 1]], "b": [1], "c": [0.5, 0.2, 0.9]}"#)
+        let result = try solve(["--problem", path, "--json"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        XCTAssertEqual(Set(object.keys), ["x", "objective", "relative_residual", "clamped_count", "smallest_entry",
+                                          "has_non_finite", "factorization_failed", "completed_iterations", "constraints_met"])
+        XCTAssertEqual(object["completed_iterations"] as? Int, 10)
     }
 
     func testFeasibleProblemExitsZero() throws {
