@@ -240,6 +240,32 @@ func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> In
     }
 }
 
+/// Fixed-width columns for a table printed row by row, so that each header
+/// title lines up with its values: the first column is left-aligned, the
+/// others right-aligned, and columns are two spaces apart.
+struct TableLayout {
+    let titles: [String]
+    let widths: [Int]
+
+    /// Makes columns at least as wide as their titles and `minimumWidths`.
+    init(_ columns: [(title: String, minimumWidth: Int)]) {
+        titles = columns.map(\.title)
+        widths = columns.map { max($0.title.count, $0.minimumWidth) }
+    }
+
+    var header: String { row(titles) }
+
+    /// Returns one line with `values` padded to the column widths; a longer value widens its cell.
+    func row(_ values: [String]) -> String {
+        var cells: [String] = []
+        for (index, value) in values.enumerated() {
+            let padding = String(repeating: " ", count: max(0, widths[index] - value.count))
+            cells.append(index == 0 ? value + padding : padding + value)
+        }
+        return cells.joined(separator: "  ")
+    }
+}
+
 /// Writes one line to stderr, prefixed with `error: `.
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))

@@ -47,23 +47,25 @@ enum LPBenchCommand: Command {
         let layer = PhysarumLayer(options: options)
         let builder = L1SVMBuilder(supportCount: support)
         print("LP layer, Float64, K = \(iterations), \(threads) worker threads, OpenBLAS \(blasThreads) thread(s) per call, \(repeats) repeats")
-        print("problem                      batch  forward ms (median, min)  forward+backward ms (median, min)")
+        let table = TableLayout([("problem", 28), ("batch", 5), ("forward median ms", 0), ("forward min ms", 0),
+                                 ("forward+backward median ms", 0), ("forward+backward min ms", 0)])
+        print(table.header)
+        func printRow(_ problem: String, _ batchSize: Int, _ timing: (forward: Timing, forwardBackward: Timing)) {
+            let times = [timing.forward.median, timing.forward.minimum, timing.forwardBackward.median, timing.forwardBackward.minimum]
+            print(table.row([problem, "\(batchSize)"] + times.map { String(format: "%.3f", $0) }))
+        }
         for batchSize in batches {
             let (kernels, labels) = randomSVMInputs(count: batchSize, support: support, dimension: 64, seed: UInt64(batchSize))
             let batch = try builder.makeBatch(kernels: kernels, labels: labels)
             let timing = try timeLayer(layer, batch: batch, repeats: repeats)
-            print(String(format: "l1-SVM %3d vars x %3d rows     %5d  %10.3f %10.3f  %16.3f %10.3f", batch.columns, batch.rows,
-                         batchSize, timing.forward.median, timing.forward.minimum, timing.forwardBackward.median,
-                         timing.forwardBackward.minimum))
+            printRow("l1-SVM \(batch.columns) vars x \(batch.rows) rows", batchSize, timing)
         }
         if matchingBatch > 0 {
             var random = SeededRandom(seed: 9)
             let costs = (0..<(matchingBatch * 250)).map { _ in random.uniform(0.001, 1) }
             let batch = try MatchingBuilder(templates: 5, proposals: 50).makeBatch(costs: costs).batch
             let timing = try timeLayer(layer, batch: batch, repeats: repeats)
-            print(String(format: "matching %3d vars x %3d rows   %5d  %10.3f %10.3f  %16.3f %10.3f", batch.columns, batch.rows,
-                         matchingBatch, timing.forward.median, timing.forward.minimum, timing.forwardBackward.median,
-                         timing.forwardBackward.minimum))
+            printRow("matching \(batch.columns) vars x \(batch.rows) rows", matchingBatch, timing)
         }
     }
 

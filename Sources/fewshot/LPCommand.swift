@@ -87,7 +87,9 @@ enum LPMatchingCommand: Command {
         let matching = try builder.makeBatch(costs: costs)
         print(String(format: "matching: %d problems, n = %d, m = %d, gamma %g, step %g; PGD learning rate %g, %d cycles; %d threads",
                      problems, templates, proposals, gamma, step, learningRate, cycles, threads))
-        print("solver        K  mean dist  median dist  mean gap  rounded  time ms")
+        let table = TableLayout([("solver", 11), ("K", 4), ("mean dist", 9), ("median dist", 9), ("mean gap", 8),
+                                 ("rounded", 7), ("time ms", 8)])
+        print(table.header)
         for iterations in iterationCounts {
             let options = PhysarumOptions(iterations: iterations, stepSize: step, zeroCostPerturbation: gamma,
                                           start: .random(seed: seed &+ 1))
@@ -134,9 +136,10 @@ enum LPMatchingCommand: Command {
             let sorted = distances.sorted()
             let median = problems % 2 == 1 ? sorted[problems / 2] : (sorted[problems / 2 - 1] + sorted[problems / 2]) / 2
             let meanGap = gaps.reduce(0, +) / Double(problems)
-            print(String(format: "%@ %4d  %9.4f  %11.4f  %8.2e  %3d/%-3d  %7.1f",
-                         solver.padding(toLength: 12, withPad: " ", startingAt: 0), iterations, meanDistance, median,
-                         meanGap, rounded, problems, milliseconds))
+            print(table.row([
+                solver, "\(iterations)", String(format: "%.4f", meanDistance), String(format: "%.4f", median),
+                String(format: "%.2e", meanGap), "\(rounded)/\(problems)", String(format: "%.1f", milliseconds),
+            ]))
         }
     }
 }

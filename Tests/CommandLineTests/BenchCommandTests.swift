@@ -60,4 +60,43 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertTrue(result.standardOutput.contains("(default: every processor)"), result.standardOutput)
         XCTAssertFalse(result.standardOutput.contains("(default: 2)"), result.standardOutput)
     }
+
+    /// Checks that in the table starting at the line that begins with `firstTitle`, each
+    /// right-aligned title after the first ends in the same column as the value under it.
+    private func assertColumnsAligned(_ output: String, firstTitle: String, titles: [String],
+                                      file: StaticString = #filePath, line: UInt = #line) {
+        let lines = output.split(separator: "\n").map(String.init)
+        guard let headerIndex = lines.firstIndex(where: { $0.hasPrefix(firstTitle) }) else {
+            return XCTFail("no table header in:\n\(output)", file: file, line: line)
+        }
+        let header = lines[headerIndex]
+        let rows = lines[(headerIndex + 1)...]
+        XCTAssertFalse(rows.isEmpty, output, file: file, line: line)
+        for title in titles {
+            guard let range = header.range(of: title) else {
+                XCTFail("header lacks '\(title)': \(header)", file: file, line: line)
+                continue
+            }
+            let end = header.distance(from: header.startIndex, to: range.upperBound)
+            for row in rows {
+                let characters = Array(row)
+                let endsHere = end <= characters.count && characters[end - 1] != " " && (end == characters.count || characters[end] == " ")
+                XCTAssertTrue(endsHere, "'\(title)' ends at column \(end), the value under it does not:\n\(header)\n\(row)", file: file, line: line)
+            }
+        }
+    }
+
+    func testMatchingColumnsAlignWithHeader() throws {
+        let result = try runTool(["lp", "matching", "--problems", "3", "--iterations", "5,100"], in: folder)
+        XCTAssertEqual(result.status, 0, result.standardError)
+        assertColumnsAligned(result.standardOutput, firstTitle: "solver",
+                             titles: ["K", "mean dist", "median dist", "mean gap", "rounded", "time ms"])
+    }
+
+    func testLPBenchColumnsAlignWithHeader() throws {
+        let result = try runTool(["bench", "lp", "--batches", "8,80", "--matching-batch", "4", "--repeats", "1"], in: folder)
+        XCTAssertEqual(result.status, 0, result.standardError)
+        assertColumnsAligned(result.standardOutput, firstTitle: "problem",
+                             titles: ["batch", "forward median ms", "forward min ms", "forward+backward median ms", "forward+backward min ms"])
+    }
 }
