@@ -56,7 +56,7 @@ enum DataBenchCommand: Command {
             }
             milliseconds.sort()
             let median = milliseconds[milliseconds.count / 2]
-            print(String(format: "batch %@ (%@): %.1f ms median, %.1f min, %.1f max, %.0f images/s",
+            print(String(format: "batch %@ (%@): median %.1f ms, minimum %.1f ms, maximum %.1f ms, %.0f images/s",
                          name, label, median, milliseconds.first!, milliseconds.last!, Double(images) / median * 1000))
         }
 

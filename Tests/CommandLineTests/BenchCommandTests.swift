@@ -99,4 +99,17 @@ final class BenchCommandTests: XCTestCase {
         assertColumnsAligned(result.standardOutput, firstTitle: "problem",
                              titles: ["batch", "forward median ms", "forward min ms", "forward+backward median ms", "forward+backward min ms"])
     }
+
+    func testDataBenchNamesEveryUnit() throws {
+        let result = try runTool(["bench", "data", "--synthetic", "--episodes", "1", "--repeats", "2", "--step-ms", "0"], in: folder)
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let batchLines = result.standardOutput.split(separator: "\n").filter { $0.hasPrefix("batch ") }
+        XCTAssertEqual(batchLines.count, 2, result.standardOutput)
+        for line in batchLines {
+            XCTAssertTrue(line.contains("minimum "), String(line))
+            XCTAssertTrue(line.contains("maximum "), String(line))
+            XCTAssertFalse(line.contains(" min,"), String(line))
+            XCTAssertEqual(line.components(separatedBy: " ms").count - 1, 3, "median, minimum and maximum each carry ms: \(line)")
+        }
+    }
 }
