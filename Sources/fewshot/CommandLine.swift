@@ -170,7 +170,17 @@ extension Command {
         throw UsageError("'\(arguments.commandPath)' needs a subcommand: \(subcommands.map { $0.name }.joined(separator: ", "))")
     }
 
-    static func helpText(commandPath: String) -> String {
+    /// Returns the help page. Subcommands and options share one description
+    /// column; a name too long for it gets a line of its own.
+    static func helpText(commandPath: String, showsVersion: Bool = false) -> String {
+        let nameWidth = 26
+        func entry(_ name: String, _ help: String) -> String {
+            let padded = name.count < nameWidth
+                ? name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                : name + "\n" + String(repeating: " ", count: nameWidth + 2)
+            return "  " + padded + help
+        }
+
         var lines = ["OVERVIEW: \(abstract)", ""]
         if subcommands.isEmpty {
             lines.append("USAGE: \(commandPath)\(options.isEmpty ? "" : " [options]")")
@@ -179,23 +189,23 @@ extension Command {
             lines.append("")
             lines.append("SUBCOMMANDS:")
             for command in subcommands {
-                lines.append("  " + command.name.padding(toLength: 20, withPad: " ", startingAt: 0) + command.abstract)
+                lines.append(entry(command.name, command.abstract))
             }
         }
-        if !options.isEmpty {
-            lines.append("")
-            lines.append("OPTIONS:")
-            for option in options {
-                var left = "--\(option.name)"
-                if let valueName = option.valueName { left += " \(valueName)" }
-                var help = option.help
-                if let allowed = option.allowedValues { help += " (values: \(allowed.joined(separator: ", ")))" }
-                if let defaultValue = option.defaultValue { help += " (default: \(defaultValue))" }
-                let padded = left.count < 26 ? left.padding(toLength: 26, withPad: " ", startingAt: 0) : left + "\n" + String(repeating: " ", count: 28)
-                lines.append("  " + padded + help)
-            }
+        lines.append("")
+        lines.append("OPTIONS:")
+        for option in options {
+            var left = "--\(option.name)"
+            if let valueName = option.valueName { left += " \(valueName)" }
+            var help = option.help
+            if let allowed = option.allowedValues { help += " (values: \(allowed.joined(separator: ", ")))" }
+            if let defaultValue = option.defaultValue { help += " (default: \(defaultValue))" }
+            lines.append(entry(left, help))
         }
-        lines.append("  " + "--help".padding(toLength: 26, withPad: " ", startingAt: 0) + "Show this help.")
+        if showsVersion {
+            lines.append(entry("--version", "Print the version and exit."))
+        }
+        lines.append(entry("--help", "Show this help."))
         if !discussion.isEmpty {
             lines.append("")
             lines.append(discussion)
@@ -206,7 +216,11 @@ extension Command {
 
 /// Finds the command named by the leading arguments, handles `--help`, parses
 /// the options and runs it. Returns the process exit code.
-func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> Int32 {
+///
+/// A group given no subcommand prints its help on stderr and returns 64;
+/// `--help` prints it on stdout and returns 0. At the top level, `--version`
+/// prints `toolName` and `version`.
+func dispatch(_ root: Command.Type, arguments: [String], toolName: String, version: String) -> Int32 {
     var command = root
     var path = toolName
     var rest = arguments
@@ -216,9 +230,19 @@ func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> In
         path += " " + next
         rest.removeFirst()
     }
-    if rest.contains("--help") || rest.contains("-h") || (rest.isEmpty && !command.subcommands.isEmpty) {
-        print(command.helpText(commandPath: path))
+    let isRoot = command == root
+    if rest.contains("--help") || rest.contains("-h") {
+        print(command.helpText(commandPath: path, showsVersion: isRoot))
         return 0
+    }
+    if isRoot && rest.first == "--version" {
+        print("\(toolName) \(version)")
+        return 0
+    }
+    if rest.isEmpty && !command.subcommands.isEmpty {
+        FileHandle.standardError.write(Data((command.helpText(commandPath: path, showsVersion: isRoot) + "\n\n").utf8))
+        printError("'\(path)' needs a subcommand: \(command.subcommands.map { $0.name }.joined(separator: ", "))")
+        return 64
     }
     if !command.subcommands.isEmpty, let unknown = rest.first {
         printError("unknown subcommand '\(unknown)' for '\(path)'; available: \(command.subcommands.map { $0.name }.joined(separator: ", "))")
