@@ -175,7 +175,7 @@ public struct CIFAR100: Sendable {
                         guard coarseLabel < coarseClassCount, fineLabel < fineClassCount else {
                             let (name, value, limit) = coarseLabel >= coarseClassCount
                                 ? ("coarse", coarseLabel, coarseClassCount) : ("fine", fineLabel, fineClassCount)
-                            throw DataError(.labelOutOfRange, "\(url.path): record \(record + offset) (byte offset \((record + offset) * recordByteCount)) has \(name) label \(value), expected 0..<\(limit); the file is corrupt or not CIFAR-100, so download it again ('fewshot data fetch')")
+                            throw DataError(.labelOutOfRange, "\(url.path): record \(record + offset) (byte offset \((record + offset) * recordByteCount)) has \(name) label \(value), expected 0 to \(limit - 1); the file is corrupt or not CIFAR-100, so download it again ('fewshot data fetch')")
                         }
                         coarse[index] = coarseLabel
                         fine[index] = fineLabel

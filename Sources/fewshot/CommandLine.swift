@@ -101,7 +101,9 @@ struct ParsedArguments {
             throw UsageError("invalid value '\(text)' for '--\(name)': expected an integer")
         }
         if let range, !range.contains(value) {
-            throw UsageError("invalid value \(value) for '--\(name)': expected \(range.lowerBound)...\(range.upperBound)")
+            let expected = range.upperBound == Int.max
+                ? "an integer >= \(range.lowerBound)" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+            throw UsageError("invalid value \(value) for '--\(name)': expected \(expected)")
         }
         return value
     }

@@ -32,7 +32,7 @@ enum LPBenchCommand: Command {
         try arguments.rejectPositionals()
         let batches = try arguments.intList("batches") ?? [8, 32, 80]
         guard batches.allSatisfy({ $0 >= 1 && $0 <= 100_000 }) else {
-            throw UsageError("invalid value for '--batches': expected sizes in 1...100000")
+            throw UsageError("invalid value for '--batches': expected sizes from 1 to 100000")
         }
         let support = try arguments.int("support", range: 2...1000) ?? 10
         let iterations = try arguments.int("iterations", range: 1...100_000) ?? 10

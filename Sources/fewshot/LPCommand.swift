@@ -46,7 +46,7 @@ enum LPMatchingCommand: Command {
         }
         let iterationCounts = try arguments.intList("iterations") ?? [5, 10, 20, 50, 100]
         guard iterationCounts.allSatisfy({ $0 >= 1 && $0 <= 100_000 }) else {
-            throw UsageError("invalid value for '--iterations': expected counts in 1...100000")
+            throw UsageError("invalid value for '--iterations': expected counts from 1 to 100000")
         }
         let gamma = try arguments.double("gamma") ?? 1e-3
         let step = try arguments.double("step") ?? 1
@@ -305,7 +305,7 @@ enum LPProblemFile {
         }
         if let iterations = try setting("iterations") {
             guard iterations >= 1, iterations <= 1_000_000, iterations == iterations.rounded() else {
-                throw CommandFailure("problem file \(path): options.iterations is \(iterations); expected an integer in 1...1000000")
+                throw CommandFailure("problem file \(path): options.iterations is \(iterations); expected an integer from 1 to 1000000")
             }
             options.iterations = Int(iterations)
         }

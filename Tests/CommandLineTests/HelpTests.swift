@@ -57,4 +57,19 @@ final class HelpTests: XCTestCase {
             XCTAssertEqual(columns.count, 1, "\(arguments): description columns \(columns.sorted()) in:\n\(result.standardOutput)")
         }
     }
+
+    func testRangeErrorsUsePlainWords() throws {
+        let bounded = try runTool(["lp", "matching", "--problems", "0"], in: folder)
+        XCTAssertEqual(bounded.status, 64)
+        XCTAssertTrue(bounded.standardError.contains("expected an integer from 1 to 100000"), bounded.standardError)
+        XCTAssertFalse(bounded.standardError.contains("..."), bounded.standardError)
+
+        let unbounded = try runTool(["lp", "matching", "--seed", "-1"], in: folder)
+        XCTAssertEqual(unbounded.status, 64)
+        XCTAssertTrue(unbounded.standardError.contains("expected an integer >= 0"), unbounded.standardError)
+
+        let iterations = try runTool(["lp", "matching", "--iterations", "0,5"], in: folder)
+        XCTAssertEqual(iterations.status, 64)
+        XCTAssertTrue(iterations.standardError.contains("expected counts from 1 to 100000"), iterations.standardError)
+    }
 }
