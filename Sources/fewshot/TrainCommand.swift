@@ -9,7 +9,7 @@ enum TrainCommand: Command {
     static let options: [OptionSpec] = [
         OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json."),
         OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config."),
-        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
+        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root. A new run records the folder it used as data.root in its config.json, so --resume finds it without --data."),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
         OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),
         OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
@@ -64,6 +64,9 @@ enum TrainCommand: Command {
         if let run {
             runDirectory = run
         } else {
+            // A resumed run finds its data again through the absolute data.root
+            // in its config.json, unless --data or FEWSHOT_DATA_DIR is given.
+            config.data.root = data.root.path
             let runName = arguments.string("name") ?? "\(config.name)-\(compactTimestamp())"
             runDirectory = try RunDirectory.create(
                 root: URL(fileURLWithPath: arguments.string("runs") ?? "Runs"), name: runName, config: config)
