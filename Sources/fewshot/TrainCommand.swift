@@ -8,7 +8,7 @@ enum TrainCommand: Command {
     static let abstract = "Meta-train a ResNet-12 with a few-shot head; writes a run folder under Runs/."
     static let options: [OptionSpec] = [
         OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json."),
-        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config."),
+        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config; a run with no checkpoint starts again from step 0."),
         OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root. A new run records the folder it used as data.root in its config.json, so --resume finds it without --data."),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
         OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),

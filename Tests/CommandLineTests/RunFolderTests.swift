@@ -39,4 +39,46 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.standardError)
         XCTAssertTrue(resumed.standardOutput.contains("the run already finished all 1 epochs"), resumed.standardOutput)
     }
+
+    func testRunStoppedInFirstEpochIsRecoverable() throws {
+        let config = try writeTinyConfig()
+        let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path, "--name", "done"], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+
+        // A newer run stopped before its first checkpoint: config, CSV headers and one step row.
+        let runs = workspace.url.appendingPathComponent("Runs")
+        let early = runs.appendingPathComponent("early")
+        try FileManager.default.createDirectory(at: early, withIntermediateDirectories: true)
+        try Data(contentsOf: runs.appendingPathComponent("done/config.json")).write(to: early.appendingPathComponent("config.json"))
+        let stepsHeader = "step,epoch,loss,accuracy_percent,learning_rate,lp_max_residual"
+        try Data((stepsHeader + "\n1,1,9.5,10,0.1,\n").utf8).write(to: early.appendingPathComponent("steps.csv"))
+        let metricsHeader = readText(runs.appendingPathComponent("done/metrics.csv")).split(separator: "\n")[0]
+        try Data((metricsHeader + "\n").utf8).write(to: early.appendingPathComponent("metrics.csv"))
+
+        let eval = try runTool(["eval", "--episodes", "1", "--way", "3", "--query", "2"], in: workspace.url)
+        XCTAssertEqual(eval.status, 0, eval.standardError)
+        XCTAssertTrue(eval.standardOutput.contains("Runs/done/best.safetensors (epoch 1"), eval.standardOutput)
+        XCTAssertTrue(eval.standardError.contains("using \(runs.path)/done/best.safetensors, the best checkpoint of the most recent run that has one"),
+                      eval.standardError)
+
+        let resumed = try runTool(["train", "--resume", early.path], in: workspace.url)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertTrue(resumed.standardOutput.contains("restarting early from step 0"), resumed.standardOutput)
+        XCTAssertTrue(readText(early.appendingPathComponent("log.txt")).contains("restarting early from step 0"))
+        let stepRows = readText(early.appendingPathComponent("steps.csv")).split(separator: "\n").dropFirst()
+        XCTAssertEqual(stepRows.count, 1, "the stale step row is replaced")
+        XCTAssertFalse(stepRows.first?.hasPrefix("1,1,9.5,") ?? true)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: early.appendingPathComponent("best.safetensors").path))
+    }
+
+    func testEvalWithOnlyUnfinishedRunsSuggestsResume() throws {
+        let early = workspace.url.appendingPathComponent("Runs/early")
+        try FileManager.default.createDirectory(at: early, withIntermediateDirectories: true)
+        _ = try workspace.write("{}", to: "Runs/early/config.json")
+        let eval = try runTool(["eval"], in: workspace.url)
+        XCTAssertEqual(eval.status, 1, eval.standardError)
+        XCTAssertTrue(eval.standardError.contains("no run in \(workspace.url.path)/Runs has a best checkpoint yet"), eval.standardError)
+        XCTAssertTrue(eval.standardError.contains("'fewshot train --resume \(early.path)'"), eval.standardError)
+        XCTAssertTrue(eval.standardError.contains("--checkpoint <file>"), eval.standardError)
+    }
 }

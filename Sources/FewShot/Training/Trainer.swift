@@ -72,6 +72,8 @@ public final class Trainer {
 
     private let sources: TrainingSources
     private var startEpoch = 0
+    /// True when a resumed run had no checkpoint and starts again from step 0.
+    private var restartsFromStepZero = false
     private var bestAccuracy = -Double.infinity
     private let trainSeed: UInt64
     private let validationSeed: UInt64
@@ -81,6 +83,8 @@ public final class Trainer {
 
     /// Prepares a run: a new one, or with `resume` the continuation of the
     /// run's last checkpoint (with its steps.csv and metrics.csv cut back to it).
+    /// A resumed run without a checkpoint, stopped in its first epoch, starts
+    /// again from step 0 in the same folder.
     public init(config: TrainingConfig, sources: TrainingSources, run: RunDirectory, resume: Bool) throws {
         self.config = config
         self.sources = sources
@@ -94,10 +98,11 @@ public final class Trainer {
         validationSeed = mixSeed(UInt64(config.seed), 2)
         headSeed = mixSeed(UInt64(config.seed), 3)
 
-        if resume {
-            guard FileManager.default.fileExists(atPath: run.lastCheckpointURL.path) else {
-                throw RunError.noCheckpoint(path: run.url.path)
-            }
+        if resume && !FileManager.default.fileExists(atPath: run.lastCheckpointURL.path) {
+            restartsFromStepZero = true
+            try run.truncateRows(of: run.stepsURL, header: RunDirectory.stepsHeader, keepingFirstColumnAtMost: 0)
+            try run.truncateRows(of: run.metricsURL, header: RunDirectory.metricsHeader, keepingFirstColumnAtMost: 0)
+        } else if resume {
             let checkpoint = try model.load(from: run.lastCheckpointURL, optimizer: optimizer)
             startEpoch = checkpoint.epoch
             bestAccuracy = checkpoint.metrics[Self.bestAccuracyKey] ?? -Double.infinity
@@ -117,6 +122,9 @@ public final class Trainer {
         if startEpoch > 0 {
             try log("resuming \(run.url.lastPathComponent) after epoch \(startEpoch) (step \(startStep)) from \(run.lastCheckpointURL.path)")
         } else {
+            if restartsFromStepZero {
+                try log("restarting \(run.url.lastPathComponent) from step 0: it has no checkpoint because its first epoch did not finish")
+            }
             try log("run \(run.url.path): \(config.head.kind) head, backbone widths \(config.backbone.widths), \(training.epochs) epochs of \(training.stepsPerEpoch) steps, \(training.episodesPerStep) episodes of \(training.way)-way \(training.shot)-shot \(training.query)-query per step")
             try log("resolved config:\n" + config.jsonText())
         }
