@@ -81,4 +81,38 @@ final class RunFolderTests: XCTestCase {
         XCTAssertTrue(eval.standardError.contains("'fewshot train --resume \(early.path)'"), eval.standardError)
         XCTAssertTrue(eval.standardError.contains("--checkpoint <file>"), eval.standardError)
     }
+
+    func testSignalStopsTrainingWithResumeHint() throws {
+        let config = try writeTinyConfig(epochs: 3, steps: 4)
+        for (signalNumber, status, name) in [(SIGINT, Int32(130), "interrupted"), (SIGTERM, Int32(143), "terminated")] {
+            let (process, _, errorURL) = try startTool(
+                ["train", "--config", config.path, "--data", workspace.data.path, "--name", name], in: workspace.url)
+            let run = workspace.url.appendingPathComponent("Runs/\(name)")
+
+            // Signal once epoch 1 is checkpointed and epoch 2 is under way.
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, process.isRunning {
+                if readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").count >= 1 + 4 + 1 {
+                    kill(process.processIdentifier, signalNumber)
+                    break
+                }
+                usleep(2_000)
+            }
+            process.waitUntilExit()
+
+            let standardError = readText(errorURL)
+            XCTAssertEqual(process.terminationReason, .exit, "signal \(signalNumber) ends the process with an exit status")
+            XCTAssertEqual(process.terminationStatus, status, standardError)
+            XCTAssertTrue(standardError.contains("interrupted at epoch 2, step "), standardError)
+            XCTAssertTrue(standardError.contains("; resume with: fewshot train --resume \(run.path)\n"), standardError)
+            XCTAssertTrue(readText(run.appendingPathComponent("log.txt")).contains("interrupted at epoch 2, step "))
+        }
+
+        let run = workspace.url.appendingPathComponent("Runs/interrupted")
+        let resumed = try runTool(["train", "--resume", run.path], in: workspace.url)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertTrue(resumed.standardOutput.contains("resuming interrupted after epoch 1"), resumed.standardOutput)
+        let steps = readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").dropFirst().map { $0.split(separator: ",")[0] }
+        XCTAssertEqual(steps, (1...12).map { Substring(String($0)) })
+    }
 }

@@ -9,6 +9,8 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
     case noCheckpoint(root: String, newest: String)
     case writeFailed(path: String, reason: String)
     case nonFinite(epoch: Int, step: Int, what: String, lastCheckpoint: String?)
+    /// The run stopped on request (SIGINT or SIGTERM) after finishing `step`.
+    case interrupted(epoch: Int, step: Int, path: String)
 
     public var description: String {
         switch self {
@@ -25,6 +27,8 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
         case let .nonFinite(epoch, step, what, lastCheckpoint):
             let kept = lastCheckpoint.map { "the last good checkpoint \($0) is intact" } ?? "no checkpoint was written yet"
             return "training stopped at epoch \(epoch), step \(step): \(what); \(kept). Lower the learning rate or check the data, then resume with 'fewshot train --resume'"
+        case let .interrupted(epoch, step, path):
+            return "interrupted at epoch \(epoch), step \(step); resume with: fewshot train --resume \(path)"
         }
     }
 }

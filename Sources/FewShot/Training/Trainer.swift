@@ -67,6 +67,9 @@ public final class Trainer {
     public var onLog: (String, LogKind) -> Void = { _, _ in }
     /// Receives the state after every optimizer step.
     public var onProgress: (StepProgress) -> Void = { _ in }
+    /// Polled after every optimizer step and after every epoch's checkpoint;
+    /// returning true stops training with `RunError.interrupted`.
+    public var isInterrupted: () -> Bool = { false }
     /// Test hook: returning true for a step index makes that step's loss NaN.
     var faultInjection: ((Int) -> Bool)? = nil
 
@@ -180,6 +183,10 @@ public final class Trainer {
                         progress.accuracyPercent, learningRate, progress.imagesPerSecond)
                         + " ETA " + formatDuration(progress.etaSeconds), kind: .step)
                 }
+                // NOTE: the steps of an unfinished epoch are lost on interruption,
+                // because checkpoints are written only at epoch ends, where resuming
+                // them repeats the uninterrupted run exactly.
+                if isInterrupted() { throw try interruption(epoch: epoch, step: step) }
             }
             let trainSeconds = Date().timeIntervalSince(epochStart)
 
@@ -216,6 +223,7 @@ public final class Trainer {
                 validation.intervalPercent, config.validation.episodes, trainSeconds, lastValidationSeconds)
                 + (residualCount > 0 ? ", mean LP residual " + residualText : "")
                 + (isBest ? ", new best" : ""))
+            if isInterrupted() { throw try interruption(epoch: epoch, step: epoch * training.stepsPerEpoch) }
         }
         try log(String(format: "training finished: best validation accuracy %.2f%%", bestAccuracy)
                 + "; checkpoints \(run.bestCheckpointURL.path) and \(run.lastCheckpointURL.path)")
@@ -283,6 +291,14 @@ public final class Trainer {
         // checkpoint from the epoch before, whose resume redoes this epoch and its best write.
         if isBest { try file.write(to: run.bestCheckpointURL) }
         try file.write(to: run.lastCheckpointURL)
+    }
+
+    /// Writes the interruption to log.txt (not to `onLog`: the caller reports the
+    /// returned error) and returns it.
+    private func interruption(epoch: Int, step: Int) throws -> RunError {
+        let error = RunError.interrupted(epoch: epoch, step: step, path: run.url.path)
+        try run.appendLog("[\(timestamp())] \(error)")
+        return error
     }
 
     private func log(_ line: String, kind: LogKind = .summary) throws {
