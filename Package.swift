@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Module layout, from the bottom up:
-//   COpenBLAS, CPNG   system libraries (Debian: libopenblas-dev, libpng-dev)
+//   COpenBLAS, CPNG,  system libraries (Debian: libopenblas-dev, libpng-dev,
+//   CZlib             zlib1g-dev)
 //   TensorCore        Float32 NCHW tensors, BLAS wrappers, parallel loops, seeded RNG
 //   NeuralNetwork     layers with forward and backward, ResNet-12, SGD
 //   PhysarumLP        the batched differentiable LP layer (gamma-AuxPD); no network code
