@@ -62,6 +62,6 @@ let package = Package(
     ]
 )
 
-/// Unchecked arithmetic is not enabled: bounds checks stay on, and the hot loops
-/// go through BLAS or unsafe buffer pointers where the checks would cost time.
+/// Release builds optimise across module boundaries, so that TensorCore's small
+/// helpers inline into the layers' loops. Bounds checks stay on.
 var optimized: [SwiftSetting] { [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] }
