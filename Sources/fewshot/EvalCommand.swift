@@ -8,9 +8,9 @@ enum EvalCommand: Command {
     static let abstract = "Test a checkpoint on test-class episodes: mean accuracy with the 95% interval."
     static let options: [OptionSpec] = [
         OptionSpec(name: "shots", valueName: "<n>", help: "Support examples per class.", defaultValue: "1", allowedValues: ["1", "5"]),
-        OptionSpec(name: "episodes", valueName: "<n>", help: "Test episodes.", defaultValue: "1000"),
-        OptionSpec(name: "way", valueName: "<n>", help: "Classes per episode.", defaultValue: "5"),
-        OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "15"),
+        OptionSpec(name: "episodes", valueName: "<n>", help: "Test episodes.", defaultValue: "the checkpoint config's test.episodes"),
+        OptionSpec(name: "way", valueName: "<n>", help: "Classes per episode.", defaultValue: "the checkpoint config's test.way"),
+        OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "the checkpoint config's test.query"),
         OptionSpec(name: "checkpoint", valueName: "<file>", help: "Checkpoint to test.", defaultValue: "best.safetensors of the most recent run that has one"),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder searched for the most recent run.", defaultValue: "Runs"),
         OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
@@ -18,7 +18,9 @@ enum EvalCommand: Command {
         OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads (0: every processor).", defaultValue: "the checkpoint config's threads"),
     ]
     static let discussion = """
-        The model, dataset and head come from the config stored in the checkpoint.
+        The model, dataset and head come from the config stored in the checkpoint, and so
+        do the defaults of --episodes, --way and --query (its test section, which defaults
+        to 1000 episodes, 5-way, 15 queries); the shot count is always --shots.
         Episode k depends only on the seed and k, so runs with the same seed see the same
         episodes. When the checkpoint lies in a run folder, the result is also written
         there as eval-<shots>shot.json.
@@ -27,9 +29,9 @@ enum EvalCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.rejectPositionals()
         let shot = try arguments.int("shots") ?? 1
-        let episodes = try arguments.int("episodes", range: 1...1_000_000) ?? 1000
-        let way = try arguments.int("way", range: 2...64) ?? 5
-        let query = try arguments.int("query", range: 1...100) ?? 15
+        let episodesOption = try arguments.int("episodes", range: 1...1_000_000)
+        let wayOption = try arguments.int("way", range: 2...64)
+        let queryOption = try arguments.int("query", range: 1...100)
         let seed = try arguments.int("seed", range: 0...(1 << 53)) ?? 1
         let threads = try arguments.int("threads", range: 0...256)
 
@@ -44,6 +46,9 @@ enum EvalCommand: Command {
         }
 
         let config = try FewShotModel.storedConfig(at: checkpointURL)
+        let episodes = episodesOption ?? config.test.episodes
+        let way = wayOption ?? config.test.way
+        let query = queryOption ?? config.test.query
         applyThreadCount(threads ?? config.threads)
         let model = FewShotModel(config: config)
         let checkpoint = try model.load(from: checkpointURL)

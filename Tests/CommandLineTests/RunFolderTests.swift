@@ -115,4 +115,22 @@ final class RunFolderTests: XCTestCase {
         let steps = readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").dropFirst().map { $0.split(separator: ",")[0] }
         XCTAssertEqual(steps, (1...12).map { Substring(String($0)) })
     }
+
+    func testEvalDefaultsComeFromTestSection() throws {
+        let config = try writeTinyConfig(test: #", "test": {"episodes": 3, "way": 4, "shot": 2, "query": 3}"#)
+        let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+
+        let eval = try runTool(["eval"], in: workspace.url)
+        XCTAssertEqual(eval.status, 0, eval.standardError)
+        XCTAssertTrue(eval.standardOutput.contains("CIFAR-FS test, 4-way 1-shot, 3 queries per class, 3 episodes: accuracy"), eval.standardOutput)
+
+        let overridden = try runTool(["eval", "--episodes", "2", "--way", "3", "--query", "2"], in: workspace.url)
+        XCTAssertEqual(overridden.status, 0, overridden.standardError)
+        XCTAssertTrue(overridden.standardOutput.contains("CIFAR-FS test, 3-way 1-shot, 2 queries per class, 2 episodes: accuracy"),
+                      overridden.standardOutput)
+
+        let help = try runTool(["eval", "--help"], in: workspace.url)
+        XCTAssertTrue(help.standardOutput.contains("(default: the checkpoint config's test.episodes)"), help.standardOutput)
+    }
 }
