@@ -19,22 +19,44 @@ enum InspectCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws {
         let path = try arguments.requirePositional("<checkpoint>")
-        let summary = try CheckpointSummary(contentsOf: URL(fileURLWithPath: path))
+        let url = URL(fileURLWithPath: path)
+        // An unreadable file (missing, truncated, bad header) is reported like
+        // a checksum failure: verified false with the reason, then exit 1.
+        let summary: CheckpointSummary
+        let isReadable: Bool
+        do {
+            summary = try CheckpointSummary(contentsOf: url)
+            isReadable = true
+        } catch {
+            summary = CheckpointSummary(path: url.path, unreadableBecause: "\(error)")
+            isReadable = false
+        }
 
         if arguments.flag("json") {
             let data = try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
-        } else {
+        } else if isReadable {
             printText(summary)
+        } else {
+            printVerification(summary)
         }
         if let failure = summary.verificationFailure {
             throw CommandFailure(failure)
         }
     }
 
-    private static func printText(_ summary: CheckpointSummary) {
+    /// Prints the path and the verification result, with the reason when it failed.
+    private static func printVerification(_ summary: CheckpointSummary) {
         print("checkpoint: \(summary.path)")
-        print("verification: \(summary.verificationFailure == nil ? "ok (structure, checksum, metadata)" : "FAILED")")
+        if let failure = summary.verificationFailure {
+            print("verification: FAILED: \(failure)")
+        } else {
+            print("verification: ok (structure, checksum, metadata)")
+        }
+    }
+
+    private static func printText(_ summary: CheckpointSummary) {
+        printVerification(summary)
         for key in summary.metadata.keys.sorted() where key != "config" {
             print("\(key): \(summary.metadata[key]!)")
         }

@@ -133,4 +133,34 @@ final class RunFolderTests: XCTestCase {
         let help = try runTool(["eval", "--help"], in: workspace.url)
         XCTAssertTrue(help.standardOutput.contains("(default: the checkpoint config's test.episodes)"), help.standardOutput)
     }
+
+    func testInspectReportsDamageTheSameWay() throws {
+        let config = try writeTinyConfig()
+        let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path, "--name", "damaged"], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+        let bytes = try Data(contentsOf: workspace.url.appendingPathComponent("Runs/damaged/last.safetensors"))
+
+        let truncated = workspace.url.appendingPathComponent("truncated.safetensors")
+        try bytes.prefix(bytes.count / 2).write(to: truncated)
+        var flipped = bytes
+        flipped[flipped.count - 1] ^= 0xFF
+        let corrupted = workspace.url.appendingPathComponent("corrupted.safetensors")
+        try flipped.write(to: corrupted)
+
+        for (file, reason) in [(truncated, "is truncated"), (corrupted, "does not match the checksum")] {
+            let json = try runTool(["inspect", "--json", file.path], in: workspace.url)
+            XCTAssertEqual(json.status, 1, json.standardError)
+            let object = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any]
+            XCTAssertEqual(object?["verified"] as? Bool, false, json.standardOutput)
+            XCTAssertTrue((object?["verification_error"] as? String)?.contains(reason) == true, json.standardOutput)
+            XCTAssertEqual(object?["path"] as? String, file.path)
+
+            let text = try runTool(["inspect", file.path], in: workspace.url)
+            XCTAssertEqual(text.status, 1, text.standardError)
+            let lines = text.standardOutput.split(separator: "\n")
+            XCTAssertEqual(lines.first.map(String.init), "checkpoint: \(file.path)")
+            XCTAssertTrue(lines.count > 1 && lines[1].hasPrefix("verification: FAILED: ") && lines[1].contains(reason), text.standardOutput)
+            XCTAssertTrue(text.standardError.contains(reason), text.standardError)
+        }
+    }
 }

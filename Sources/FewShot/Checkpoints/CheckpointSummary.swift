@@ -68,6 +68,15 @@ public struct CheckpointSummary: Sendable {
         }
     }
 
+    /// Summarises a file that could not be read as safetensors at all: no
+    /// metadata, no tensors, and `reason` as the verification failure.
+    public init(path: String, unreadableBecause reason: String) {
+        self.path = path
+        metadata = [:]
+        tensors = []
+        verificationFailure = reason
+    }
+
     /// The total number of elements in all tensors.
     public var elementCount: Int { tensors.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 
