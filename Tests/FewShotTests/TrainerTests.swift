@@ -162,11 +162,11 @@ final class TrainerTests: XCTestCase {
             ["train_loss": 1.0, "train_accuracy_percent": 50, "val_accuracy_percent": 60],
         ]
         let image = CurvesPicture.render(rows)
-        XCTAssertEqual(image.width, 800)
-        XCTAssertEqual(image.height, 300)
+        XCTAssertEqual(image.width, 2 * CurvesPicture.panelWidth)
+        XCTAssertEqual(image.height, CurvesPicture.panelHeight)
         let plane = image.width * image.height
         let orange = (0..<plane).filter { image.pixels[$0] == 255 && image.pixels[plane + $0] == 127 && image.pixels[2 * plane + $0] == 14 }
         XCTAssertFalse(orange.isEmpty)
-        XCTAssertTrue(orange.allSatisfy { $0 % image.width >= 400 }, "validation accuracy is drawn in the right panel only")
+        XCTAssertTrue(orange.allSatisfy { $0 % image.width >= CurvesPicture.panelWidth }, "validation accuracy is drawn in the right panel only")
     }
 }
