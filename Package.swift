@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Module layout, from the bottom up:
-//   COpenBLAS, CPNG   system libraries (Debian: libopenblas-dev, libpng-dev)
+//   COpenBLAS, CPNG,  system libraries (Debian: libopenblas-dev, libpng-dev,
+//   CZlib             zlib1g-dev)
 //   TensorCore        Float32 NCHW tensors, BLAS wrappers, parallel loops, seeded RNG
 //   NeuralNetwork     layers with forward and backward, ResNet-12, SGD
 //   PhysarumLP        the batched differentiable LP layer (gamma-AuxPD); no network code
@@ -61,6 +62,6 @@ let package = Package(
     ]
 )
 
-/// Unchecked arithmetic is not enabled: bounds checks stay on, and the hot loops
-/// go through BLAS or unsafe buffer pointers where the checks would cost time.
+/// Release builds optimise across module boundaries, so that TensorCore's small
+/// helpers inline into the layers' loops. Bounds checks stay on.
 var optimized: [SwiftSetting] { [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system libraries the package links against (Debian or Ubuntu):
-# OpenBLAS, libpng (which brings zlib) and pkg-config. Runs apt-get only when
+# OpenBLAS, libpng, zlib and pkg-config. Runs apt-get only when
 # something is missing; needs root for that.
 set -euo pipefail
 
@@ -8,7 +8,7 @@ if pkg-config --exists openblas libpng zlib 2>/dev/null; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "error: libopenblas-dev, libpng-dev or pkg-config is missing; run this script as root" >&2
+    echo "error: libopenblas-dev, libpng-dev, zlib1g-dev or pkg-config is missing; run this script as root" >&2
     exit 1
 fi
 apt-get update -qq

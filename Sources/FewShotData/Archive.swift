@@ -41,7 +41,7 @@ final class GzipDecoder {
                     finished = true
                 default:
                     let message = stream.pointee.msg.map { String(cString: $0) } ?? "status \(status)"
-                    throw DataError(.invalidArchive, "\(name) is not a valid gzip file (zlib: \(message), after \(stream.pointee.total_in) compressed bytes); download the dataset again with 'fewshot data fetch'")
+                    throw DataError(.invalidArchive, "\(name) is not a valid gzip file (zlib: \(message), after \(stream.pointee.total_in) compressed bytes), so it is not the gzip-compressed cifar-100-binary.tar.gz; check the source it came from (for 'fewshot data fetch', the --url address)")
                 }
                 return buffer.count - Int(stream.pointee.avail_out)
             }
@@ -54,7 +54,7 @@ final class GzipDecoder {
     /// Throws unless the whole gzip stream was read.
     func finish() throws {
         guard finished else {
-            throw DataError(.invalidArchive, "\(name) ends before its gzip stream does (after \(stream.pointee.total_in) compressed bytes); the download is truncated, so download the dataset again with 'fewshot data fetch'")
+            throw DataError(.invalidArchive, "\(name) ends before its gzip stream does (after \(stream.pointee.total_in) compressed bytes); the download is truncated, so download it again")
         }
     }
 
@@ -127,10 +127,10 @@ struct TarExtractor {
     /// Throws unless the archive ended at an entry boundary.
     func finish() throws {
         guard fileRemaining == 0, header.isEmpty, currentFile == nil else {
-            throw DataError(.invalidArchive, "\(name) ends inside the tar entry '\(currentPath)'; the archive is truncated, so download the dataset again with 'fewshot data fetch'")
+            throw DataError(.invalidArchive, "\(name) ends inside the tar entry '\(currentPath)'; the archive is truncated, so download it again")
         }
         guard reachedEnd else {
-            throw DataError(.invalidArchive, "\(name) ends after '\(currentPath)' without the tar end-of-archive block; the archive is truncated, so download the dataset again with 'fewshot data fetch'")
+            throw DataError(.invalidArchive, "\(name) ends after '\(currentPath)' without the tar end-of-archive block; the archive is truncated, so download it again")
         }
     }
 

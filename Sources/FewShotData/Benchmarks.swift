@@ -168,7 +168,7 @@ extension CIFAR100 {
         switch reference {
         case .label(let label):
             guard label >= 0 && label < Self.fineClassCount else {
-                throw DataError(.unknownClass, "class label \(label) is outside 0..<\(Self.fineClassCount); use a CIFAR-100 fine label or a name from fine_label_names.txt")
+                throw DataError(.unknownClass, "class label \(label) is outside 0 to \(Self.fineClassCount - 1); use a CIFAR-100 fine label or a name from fine_label_names.txt")
             }
             return label
         case .name(let name):

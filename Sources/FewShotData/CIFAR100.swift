@@ -132,11 +132,15 @@ public struct CIFAR100: Sendable {
         return lines
     }
 
+    /// Returns the number of records in `url`, from the size of the file it
+    /// names. `stat` follows symbolic links, so a linked data file is measured by
+    /// its target rather than by the link itself.
     static func recordCount(of url: URL) throws -> Int {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let size = (attributes[.size] as? NSNumber)?.intValue else {
+        var status = stat()
+        guard stat(url.path, &status) == 0 else {
             throw DataError(.missingFile, "\(url.path) is missing or unreadable; expected CIFAR-100 records of \(recordByteCount) bytes ('fewshot data fetch' downloads the dataset)")
         }
+        let size = Int(status.st_size)
         guard size > 0, size % recordByteCount == 0 else {
             throw DataError(.truncatedFile, "\(url.path) has \(size) bytes, not a positive multiple of the \(recordByteCount)-byte record size (the last whole record ends at byte \(size / recordByteCount * recordByteCount)); the file is truncated or not CIFAR-100, so download it again ('fewshot data fetch')")
         }
@@ -171,7 +175,7 @@ public struct CIFAR100: Sendable {
                         guard coarseLabel < coarseClassCount, fineLabel < fineClassCount else {
                             let (name, value, limit) = coarseLabel >= coarseClassCount
                                 ? ("coarse", coarseLabel, coarseClassCount) : ("fine", fineLabel, fineClassCount)
-                            throw DataError(.labelOutOfRange, "\(url.path): record \(record + offset) (byte offset \((record + offset) * recordByteCount)) has \(name) label \(value), expected 0..<\(limit); the file is corrupt or not CIFAR-100, so download it again ('fewshot data fetch')")
+                            throw DataError(.labelOutOfRange, "\(url.path): record \(record + offset) (byte offset \((record + offset) * recordByteCount)) has \(name) label \(value), expected 0 to \(limit - 1); the file is corrupt or not CIFAR-100, so download it again ('fewshot data fetch')")
                         }
                         coarse[index] = coarseLabel
                         fine[index] = fineLabel

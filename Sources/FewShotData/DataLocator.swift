@@ -71,11 +71,19 @@ public struct DataLocator: Sendable {
         return workingDirectory.appendingPathComponent(expanded).standardizedFileURL
     }
 
+    /// Describes the missing data. A wrong `--data` or `FEWSHOT_DATA_DIR` is named
+    /// alone, because it was the only place searched; otherwise every source is listed.
     private func notFoundMessage(chosen: URL, source: String, missing: [String]?) -> String {
+        let problem = missing.map { "lacks \($0.joined(separator: ", "))" } ?? "does not exist"
+        if let flag, !flag.isEmpty {
+            return "CIFAR-100 binary data not found: \(chosen.path) (from --data '\(flag)') \(problem). Only --data was used, because it overrides \(Self.environmentVariable) and the config's data.root; fix the path given to --data, or run 'fewshot data fetch --data \(flag)' to download the data there."
+        }
+        if let variable = environment[Self.environmentVariable], !variable.isEmpty {
+            return "CIFAR-100 binary data not found: \(chosen.path) (from \(Self.environmentVariable)='\(variable)') \(problem). Only \(Self.environmentVariable) was used, because it overrides the config's data.root; fix or unset it, or run 'fewshot data fetch' to download the data there."
+        }
         let flagText = flag.map { "--data '\($0)'" } ?? "--data (not given)"
         let variableText = environment[Self.environmentVariable].map { "\(Self.environmentVariable)='\($0)'" } ?? "\(Self.environmentVariable) (not set)"
         let configText = configRoot.map { "config data.root '\($0)'" } ?? "config data.root (not set, default '\(Self.defaultRoot)')"
-        let problem = missing.map { "lacks \($0.joined(separator: ", "))" } ?? "does not exist"
         return "CIFAR-100 binary data not found: \(chosen.path) (from \(source)) \(problem); looked at \(flagText), then \(variableText), then \(configText). Run 'fewshot data fetch' to download it there, or point --data or \(Self.environmentVariable) at an existing cifar-100-binary folder."
     }
 }

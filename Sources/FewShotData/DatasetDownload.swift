@@ -22,7 +22,8 @@ public enum DatasetDownload {
     ///
     /// `directory` must not already hold the dataset. The archive and a staging
     /// folder live beside `directory` while the work is under way and are removed
-    /// afterwards, so a failed fetch leaves no partial dataset behind. `progress`
+    /// afterwards, so a failed fetch leaves no partial dataset behind. A failed
+    /// fetch also removes the parent folders it created, when they are empty. `progress`
     /// receives the bytes received so far and the total when the server states it.
     public static func fetch(
         from url: URL = officialURL, into directory: URL, timeout: TimeInterval = 60,
@@ -36,6 +37,20 @@ public enum DatasetDownload {
             throw DataError(.writeFailed, "\(directory.path) exists and contains other files; delete it or choose another folder with --data")
         }
         let parent = directory.deletingLastPathComponent()
+        // The folders this call creates, deepest first, are removed again unless the fetch succeeds.
+        var createdFolders: [URL] = []
+        var ancestor = parent
+        while !fileManager.fileExists(atPath: ancestor.path), ancestor.path != "/" {
+            createdFolders.append(ancestor)
+            ancestor = ancestor.deletingLastPathComponent()
+        }
+        var succeeded = false
+        defer {
+            if !succeeded {
+                // rmdir removes only empty folders, so nothing another process put there is lost.
+                for folder in createdFolders { rmdir(folder.path) }
+            }
+        }
         do {
             try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
         } catch {
@@ -72,6 +87,7 @@ public enum DatasetDownload {
         } catch {
             throw DataError(.writeFailed, "could not move the unpacked files to \(directory.path) (\(error.localizedDescription))")
         }
+        succeeded = true
         return Result(directory: directory, downloadedBytes: downloaded, trainCount: dataset.trainCount, testCount: dataset.testCount)
     }
 
@@ -128,6 +144,12 @@ public enum DatasetDownload {
         if let status = delegate.status, status != 200 {
             throw DataError(.downloadFailed, "download of \(url.absoluteString) failed: the server responded with HTTP \(status), expected 200; \(advice)")
         }
+        if let error = delegate.transferError, urlErrorCode(error) == .timedOut {
+            throw DataError(.downloadFailed, "download of \(url.absoluteString) timed out after \(String(format: "%g", timeout)) s without data from the server (\(delegate.received) bytes received); check the network connection and retry, raise --timeout, or \(advice)")
+        }
+        if let error = delegate.transferError {
+            throw DataError(.downloadFailed, "download of \(url.absoluteString) failed after \(delegate.received) bytes (\(describe(error))); check the network connection and retry, or \(advice)")
+        }
         if let error = delegate.failure {
             throw DataError(.downloadFailed, "download of \(url.absoluteString) failed after \(delegate.received) bytes (\(error)); check the network connection and retry, or \(advice)")
         }
@@ -135,6 +157,36 @@ public enum DatasetDownload {
             throw DataError(.downloadFailed, "download of \(url.absoluteString) stopped after \(delegate.received) of \(expected) bytes; retry, or \(advice)")
         }
         return delegate.received
+    }
+}
+
+extension DatasetDownload {
+    /// Returns the URL loading code of `error`, or nil for other errors. Both a
+    /// URLError and an NSError in NSURLErrorDomain are accepted, because
+    /// URLSession on Linux may report either.
+    static func urlErrorCode(_ error: Error) -> URLError.Code? {
+        if let urlError = error as? URLError { return urlError.code }
+        let nsError = error as NSError
+        return nsError.domain == NSURLErrorDomain ? URLError.Code(rawValue: nsError.code) : nil
+    }
+
+    /// Returns a plain description of a URLSession error, in place of
+    /// Foundation's "NSURLErrorDomain error -1004" style text.
+    static func describe(_ error: Error) -> String {
+        guard let code = urlErrorCode(error) else { return error.localizedDescription }
+        switch code {
+        case .timedOut: return "timed out"
+        case .cannotConnectToHost: return "could not connect to the server: connection refused"
+        case .cannotFindHost, .dnsLookupFailed: return "the host name was not found"
+        case .notConnectedToInternet: return "there is no network connection"
+        case .networkConnectionLost: return "the server closed the connection"
+        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
+             .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
+            return "the TLS connection to the server failed"
+        case .badServerResponse: return "the server sent an invalid response"
+        case .httpTooManyRedirects, .redirectToNonExistentLocation: return "the server's redirects lead nowhere"
+        default: return "network error \(code.rawValue): \(error.localizedDescription)"
+        }
     }
 }
 
@@ -147,6 +199,8 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
     var expected: Int64?
     var status: Int?
     var failure: String?
+    /// The error URLSession reported, when the transfer itself failed.
+    var transferError: Error?
 
     init(handle: FileHandle, progress: @escaping @Sendable (Int64, Int64?) -> Void) {
         self.handle = handle
@@ -180,7 +234,7 @@ private final class DownloadDelegate: NSObject, URLSessionDataDelegate, @uncheck
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         if let error, failure == nil, status == nil || status == 200 {
-            failure = error.localizedDescription
+            transferError = error
         }
         finished.signal()
     }

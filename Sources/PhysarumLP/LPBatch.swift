@@ -76,24 +76,30 @@ public enum LPError: Error, CustomStringConvertible, Equatable {
     case tapeMismatch(field: String, expected: Int, actual: Int)
     case tapeNotRecorded
 
-    public var description: String {
+    public var description: String { describe(namingProblem: true) }
+
+    /// The description for a batch of one problem, without "of problem 0".
+    public var singleProblemDescription: String { describe(namingProblem: false) }
+
+    private func describe(namingProblem: Bool) -> String {
+        func ofProblem(_ problem: Int) -> String { namingProblem ? " of problem \(problem)" : "" }
         switch self {
         case let .invalidShape(count, rows, columns):
             return "invalid LP batch shape count \(count), rows \(rows), columns \(columns): expected count >= 1 and 1 <= rows <= columns, so pass a standard-form A with full row rank"
         case let .shapeMismatch(field, expected, actual):
             return "LP field \(field) has \(actual) entries but the batch shape needs \(expected); pass count x rows x columns for A, count x rows for b and count x columns for c"
         case let .nonFiniteInput(field, problem, index, value):
-            return "LP field \(field) of problem \(problem) has the non-finite value \(value) at flat index \(index); replace it with a finite number"
+            return "LP field \(field)\(ofProblem(problem)) has the non-finite value \(value) at flat index \(index); replace it with a finite number"
         case let .negativeCost(problem, index, value):
-            return "cost c[\(index)] of problem \(problem) is \(value), but physarum dynamics need costs >= 0 (zero costs are perturbed to gamma); shift the costs exactly as the matching builder does, or solve the LP with another method"
+            return "cost c[\(index)]\(ofProblem(problem)) is \(value), but physarum dynamics need costs >= 0 (zero costs are perturbed to gamma); make the costs non-negative without moving the optimum (when a row of A x = b fixes the sum of some entries of x, adding one constant to those entries' costs shifts every objective value by the same amount), or solve the LP with another method"
         case let .rankDeficient(problem, row):
-            return "constraint matrix A of problem \(problem) is rank deficient (row \(row) depends on the rows before it); remove redundant rows so A has full row rank"
+            return "constraint matrix A\(ofProblem(problem)) is rank deficient (row \(row) depends on the rows before it); remove redundant rows so A has full row rank"
         case let .invalidOption(name, value, expected):
             return "invalid LP option \(name) = \(value): expected \(expected)"
         case let .warmStartMismatch(expected, actual):
             return "warm start has \(actual) entries but the batch needs count x columns = \(expected); pass one strictly positive start point per problem"
         case let .invalidLabel(problem, index, value):
-            return "label y[\(index)] of problem \(problem) is \(value); l1-SVM labels must be +1 or -1"
+            return "label y[\(index)]\(ofProblem(problem)) is \(value); l1-SVM labels must be +1 or -1"
         case let .tapeMismatch(field, expected, actual):
             return "backward input \(field) has \(actual) entries but the forward's batch needs \(expected)"
         case .tapeNotRecorded:

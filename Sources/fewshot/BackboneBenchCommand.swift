@@ -10,11 +10,13 @@ enum BackboneBenchCommand: Command {
         The training step runs 8 episodes x 5 ways x (5 support + 6 query) = 440
         images of 32 x 32, with the support images (200) and the query images
         (240) normalised as separate batch-norm groups, as two PyTorch calls
-        would. FLOP counts assume 1.046 GFLOP per image forward and twice that
-        backward. Peak resident memory is the process maximum (getrusage).
+        would. FLOP counts are those of the convolutions for the given --widths
+        (2 per multiply-add; 1.046 GFLOP per image forward at the default
+        widths) and twice that backward. Peak resident memory is the process
+        maximum (getrusage).
         """
     static let options: [OptionSpec] = [
-        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads, and worker threads unless --workers is given.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads, and worker threads unless --workers is given (0: every processor).", defaultValue: everyProcessorDefault),
         OptionSpec(name: "workers", valueName: "<n>", help: "Worker threads for the convolutions and elementwise loops (1: one SGEMM at a time on all OpenBLAS threads).", defaultValue: "threads"),
         OptionSpec(name: "chunk-columns", valueName: "<n>", help: "Columns (images x output pixels) a convolution chunk aims at.", defaultValue: "512"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed training steps after one warm-up step; the median is printed.", defaultValue: "3"),
@@ -23,11 +25,27 @@ enum BackboneBenchCommand: Command {
         OptionSpec(name: "sgemm-size", valueName: "<n>", help: "Side of the square SGEMM measured as the ceiling; 0 skips it.", defaultValue: "2048"),
     ]
 
-    static let forwardGFLOPPerImage = 1.046
+    /// Returns the convolution FLOPs (2 per multiply-add) of one 3 x 32 x 32
+    /// image through ResNet-12 with `widths`. Each block has three 3 x 3
+    /// convolutions and a 1 x 1 shortcut at its input resolution, and its
+    /// max-pool halves the side for the next block.
+    static func forwardFLOPsPerImage(widths: [Int], inputChannels: Int = 3, side: Int = 32) -> Double {
+        var total = 0.0
+        var channels = inputChannels
+        var currentSide = side
+        for width in widths {
+            let pixels = Double(currentSide * currentSide)
+            let multiplyAdds = 9 * channels * width + 2 * 9 * width * width + channels * width
+            total += 2 * pixels * Double(multiplyAdds)
+            channels = width
+            currentSide /= 2
+        }
+        return total
+    }
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.rejectPositionals()
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         let repeats = try arguments.int("repeats", range: 1...1000) ?? 3
         let evalRepeats = try arguments.int("eval-repeats", range: 1...1000) ?? 5
         let widths = try arguments.intList("widths") ?? [64, 160, 320, 640]
@@ -74,9 +92,11 @@ enum BackboneBenchCommand: Command {
         let peakMegabytes = peakResidentMegabytes()
 
         let step = median(stepSeconds)
+        let forwardGFLOPPerImage = forwardFLOPsPerImage(widths: widths) / 1e9
         let stepGFLOP = 3 * forwardGFLOPPerImage * Double(batch)
         let evaluation = median(evalSeconds)
         print("backbone ResNet-12 widths \(widths.map(String.init).joined(separator: "-")), \(threads) OpenBLAS threads, \(workers) workers, chunks of \(chunkColumns) columns")
+        print(String(format: "FLOP count: %.4g GFLOP per image forward, %.4g GFLOP per training step", forwardGFLOPPerImage, stepGFLOP))
         print(String(format: "training step, %d images: %.3f s median of %d (min %.3f), %.1f images/s, %.1f GFLOP/s",
                      batch, step, repeats, stepSeconds.min()!, Double(batch) / step, stepGFLOP / step))
         print(String(format: "evaluation forward, 80 images: %.1f ms median of %d", evaluation * 1000, evalRepeats))

@@ -30,6 +30,14 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
+/// A finished command whose result misses a stated condition: its output is
+/// printed, then `warning: ` and the message go to stderr and the process exits
+/// with `status`.
+struct CommandWarning: Error, CustomStringConvertible {
+    let status: Int32
+    let description: String
+}
+
 /// Parsed options, flags and positional arguments of one command.
 struct ParsedArguments {
     let commandPath: String
@@ -93,9 +101,18 @@ struct ParsedArguments {
             throw UsageError("invalid value '\(text)' for '--\(name)': expected an integer")
         }
         if let range, !range.contains(value) {
-            throw UsageError("invalid value \(value) for '--\(name)': expected \(range.lowerBound)...\(range.upperBound)")
+            let expected = range.upperBound == Int.max
+                ? "an integer >= \(range.lowerBound)" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+            throw UsageError("invalid value \(value) for '--\(name)': expected \(expected)")
         }
         return value
+    }
+
+    /// Parses a thread count, where 0 or no value means every processor, as
+    /// `train --threads` does.
+    func threadCount(_ name: String = "threads") throws -> Int {
+        let value = try int(name, range: 0...256) ?? 0
+        return value > 0 ? value : ProcessInfo.processInfo.activeProcessorCount
     }
 
     func double(_ name: String) throws -> Double? {
@@ -132,6 +149,9 @@ struct ParsedArguments {
     }
 }
 
+/// The default shown for a `--threads` option that `ParsedArguments.threadCount` reads.
+let everyProcessorDefault = "every processor"
+
 /// A command of the tool: a leaf that runs, or a group of subcommands.
 protocol Command {
     static var name: String { get }
@@ -152,7 +172,17 @@ extension Command {
         throw UsageError("'\(arguments.commandPath)' needs a subcommand: \(subcommands.map { $0.name }.joined(separator: ", "))")
     }
 
-    static func helpText(commandPath: String) -> String {
+    /// Returns the help page. Subcommands and options share one description
+    /// column; a name too long for it gets a line of its own.
+    static func helpText(commandPath: String, showsVersion: Bool = false) -> String {
+        let nameWidth = 26
+        func entry(_ name: String, _ help: String) -> String {
+            let padded = name.count < nameWidth
+                ? name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                : name + "\n" + String(repeating: " ", count: nameWidth + 2)
+            return "  " + padded + help
+        }
+
         var lines = ["OVERVIEW: \(abstract)", ""]
         if subcommands.isEmpty {
             lines.append("USAGE: \(commandPath)\(options.isEmpty ? "" : " [options]")")
@@ -161,23 +191,23 @@ extension Command {
             lines.append("")
             lines.append("SUBCOMMANDS:")
             for command in subcommands {
-                lines.append("  " + command.name.padding(toLength: 20, withPad: " ", startingAt: 0) + command.abstract)
+                lines.append(entry(command.name, command.abstract))
             }
         }
-        if !options.isEmpty {
-            lines.append("")
-            lines.append("OPTIONS:")
-            for option in options {
-                var left = "--\(option.name)"
-                if let valueName = option.valueName { left += " \(valueName)" }
-                var help = option.help
-                if let allowed = option.allowedValues { help += " (values: \(allowed.joined(separator: ", ")))" }
-                if let defaultValue = option.defaultValue { help += " (default: \(defaultValue))" }
-                let padded = left.count < 26 ? left.padding(toLength: 26, withPad: " ", startingAt: 0) : left + "\n" + String(repeating: " ", count: 28)
-                lines.append("  " + padded + help)
-            }
+        lines.append("")
+        lines.append("OPTIONS:")
+        for option in options {
+            var left = "--\(option.name)"
+            if let valueName = option.valueName { left += " \(valueName)" }
+            var help = option.help
+            if let allowed = option.allowedValues { help += " (values: \(allowed.joined(separator: ", ")))" }
+            if let defaultValue = option.defaultValue { help += " (default: \(defaultValue))" }
+            lines.append(entry(left, help))
         }
-        lines.append("  " + "--help".padding(toLength: 26, withPad: " ", startingAt: 0) + "Show this help.")
+        if showsVersion {
+            lines.append(entry("--version", "Print the version and exit."))
+        }
+        lines.append(entry("--help", "Show this help."))
         if !discussion.isEmpty {
             lines.append("")
             lines.append(discussion)
@@ -188,7 +218,11 @@ extension Command {
 
 /// Finds the command named by the leading arguments, handles `--help`, parses
 /// the options and runs it. Returns the process exit code.
-func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> Int32 {
+///
+/// A group given no subcommand prints its help on stderr and returns 64;
+/// `--help` prints it on stdout and returns 0. At the top level, `--version`
+/// prints `toolName` and `version`.
+func dispatch(_ root: Command.Type, arguments: [String], toolName: String, version: String) -> Int32 {
     var command = root
     var path = toolName
     var rest = arguments
@@ -198,9 +232,19 @@ func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> In
         path += " " + next
         rest.removeFirst()
     }
-    if rest.contains("--help") || rest.contains("-h") || (rest.isEmpty && !command.subcommands.isEmpty) {
-        print(command.helpText(commandPath: path))
+    let isRoot = command == root
+    if rest.contains("--help") || rest.contains("-h") {
+        print(command.helpText(commandPath: path, showsVersion: isRoot))
         return 0
+    }
+    if isRoot && rest.first == "--version" {
+        print("\(toolName) \(version)")
+        return 0
+    }
+    if rest.isEmpty && !command.subcommands.isEmpty {
+        FileHandle.standardError.write(Data((command.helpText(commandPath: path, showsVersion: isRoot) + "\n\n").utf8))
+        printError("'\(path)' needs a subcommand: \(command.subcommands.map { $0.name }.joined(separator: ", "))")
+        return 64
     }
     if !command.subcommands.isEmpty, let unknown = rest.first {
         printError("unknown subcommand '\(unknown)' for '\(path)'; available: \(command.subcommands.map { $0.name }.joined(separator: ", "))")
@@ -213,9 +257,38 @@ func dispatch(_ root: Command.Type, arguments: [String], toolName: String) -> In
     } catch let error as UsageError {
         printError(error.description)
         return 64
+    } catch let warning as CommandWarning {
+        printDiagnostic("warning: \(warning.description)")
+        return warning.status
     } catch {
         printError("\(error)")
         return 1
+    }
+}
+
+/// Fixed-width columns for a table printed row by row, so that each header
+/// title lines up with its values: the first column is left-aligned, the
+/// others right-aligned, and columns are two spaces apart.
+struct TableLayout {
+    let titles: [String]
+    let widths: [Int]
+
+    /// Makes columns at least as wide as their titles and `minimumWidths`.
+    init(_ columns: [(title: String, minimumWidth: Int)]) {
+        titles = columns.map(\.title)
+        widths = columns.map { max($0.title.count, $0.minimumWidth) }
+    }
+
+    var header: String { row(titles) }
+
+    /// Returns one line with `values` padded to the column widths; a longer value widens its cell.
+    func row(_ values: [String]) -> String {
+        var cells: [String] = []
+        for (index, value) in values.enumerated() {
+            let padding = String(repeating: " ", count: max(0, widths[index] - value.count))
+            cells.append(index == 0 ? value + padding : padding + value)
+        }
+        return cells.joined(separator: "  ")
     }
 }
 

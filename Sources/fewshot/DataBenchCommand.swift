@@ -13,7 +13,7 @@ enum DataBenchCommand: Command {
         OptionSpec(name: "way", valueName: "<n>", help: "Classes per episode.", defaultValue: "5"),
         OptionSpec(name: "shot", valueName: "<n>", help: "Support images per class.", defaultValue: "5"),
         OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "6"),
-        OptionSpec(name: "threads", valueName: "<n>", help: "Threads preparing one batch.", defaultValue: "1"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Threads preparing one batch (0: every processor).", defaultValue: everyProcessorDefault),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed batches; the median is printed.", defaultValue: "20"),
         OptionSpec(name: "step-ms", valueName: "<ms>", help: "Simulated training step for the prefetch check, in milliseconds.", defaultValue: "100"),
     ]
@@ -26,7 +26,7 @@ enum DataBenchCommand: Command {
             way: try arguments.int("way", range: 2...100) ?? 5,
             shot: try arguments.int("shot", range: 1...600) ?? 5,
             queryCount: try arguments.int("query", range: 0...600) ?? 6)
-        let threads = try arguments.int("threads", range: 1...256) ?? 1
+        let threads = try arguments.threadCount()
         let repeats = try arguments.int("repeats", range: 1...10_000) ?? 20
         let stepMilliseconds = try arguments.int("step-ms", range: 0...60_000) ?? 100
         let benchmark = FewShotBenchmark(rawValue: arguments.string("benchmark") ?? "cifarfs")!
@@ -56,7 +56,7 @@ enum DataBenchCommand: Command {
             }
             milliseconds.sort()
             let median = milliseconds[milliseconds.count / 2]
-            print(String(format: "batch %@ (%@): %.1f ms median, %.1f min, %.1f max, %.0f images/s",
+            print(String(format: "batch %@ (%@): median %.1f ms, minimum %.1f ms, maximum %.1f ms, %.0f images/s",
                          name, label, median, milliseconds.first!, milliseconds.last!, Double(images) / median * 1000))
         }
 

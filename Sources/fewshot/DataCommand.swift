@@ -217,51 +217,73 @@ enum DataFetchCommand: Command {
             throw UsageError("invalid value \(timeout) for '--timeout': expected a positive number of seconds")
         }
         let (directory, source) = locator.candidate()
+        if DataLocator.missingFiles(in: directory) == [] {
+            print("\(directory.path) (from \(source)) already contains \(CIFAR100.fileNames.joined(separator: ", ")); nothing to download. Run 'fewshot data check' to validate the files, or delete the folder and run 'fewshot data fetch' again to download a fresh copy.")
+            return
+        }
         printDiagnostic("downloading \(url.absoluteString) to \(directory.path) (from \(source))")
 
         let bar = ProgressBar()
-        let result = try DatasetDownload.fetch(from: url, into: directory, timeout: timeout) { received, expected in
-            bar.update(received: received, expected: expected)
+        let result: DatasetDownload.Result
+        do {
+            result = try DatasetDownload.fetch(from: url, into: directory, timeout: timeout) { received, expected in
+                bar.update(received: received, expected: expected)
+            }
+        } catch {
+            bar.finish()
+            throw error
         }
         bar.finish()
         print("fetched \(result.downloadedBytes) bytes into \(result.directory.path): train.bin \(result.trainCount) records, test.bin \(result.testCount) records, checked")
     }
 }
 
-/// A one-line download progress bar on stderr, redrawn only when the percentage
-/// (or, without a known total, the count of whole megabytes) changes.
+/// Download progress on stderr. On a terminal it is one line, redrawn with a
+/// carriage return when the percentage (or, without a known total, the count
+/// of whole megabytes) changes. Elsewhere, such as a pipe or a log file, it
+/// writes a whole line at every 10 percent (or every 10 MB) instead.
 final class ProgressBar: @unchecked Sendable {
     private var lastDrawn = -1
     private var drewSomething = false
+    private var finished = false
+    private let isTerminal: Bool
     private let lock = NSLock()
+
+    init(isTerminal: Bool = isatty(STDERR_FILENO) == 1) {
+        self.isTerminal = isTerminal
+    }
 
     func update(received: Int64, expected: Int64?) {
         lock.lock()
         defer { lock.unlock() }
+        guard !finished else { return }
         let megabytes = Double(received) / 1e6
+        let granularity = isTerminal ? 1 : 10
         if let expected, expected > 0 {
-            let percent = Int(100 * received / expected)
+            let percent = Int(100 * received / expected) / granularity * granularity
             guard percent != lastDrawn else { return }
             lastDrawn = percent
             let filled = percent * 30 / 100
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
             draw(String(format: "[%@] %3d%% %.1f / %.1f MB", bar, percent, megabytes, Double(expected) / 1e6))
         } else {
-            let step = Int(megabytes)
+            let step = Int(megabytes) / granularity * granularity
             guard step != lastDrawn else { return }
             lastDrawn = step
             draw(String(format: "%.1f MB received", megabytes))
         }
     }
 
+    /// Ends the progress line, so that what follows on stderr starts a line of its own.
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        if drewSomething { FileHandle.standardError.write(Data("\n".utf8)) }
+        if drewSomething && isTerminal && !finished { FileHandle.standardError.write(Data("\n".utf8)) }
+        finished = true
     }
 
     private func draw(_ line: String) {
         drewSomething = true
-        FileHandle.standardError.write(Data("\r\(line)".utf8))
+        FileHandle.standardError.write(Data((isTerminal ? "\r\(line)" : "\(line)\n").utf8))
     }
 }

@@ -11,7 +11,7 @@ enum EvalCommand: Command {
         OptionSpec(name: "episodes", valueName: "<n>", help: "Test episodes.", defaultValue: "1000"),
         OptionSpec(name: "way", valueName: "<n>", help: "Classes per episode.", defaultValue: "5"),
         OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "15"),
-        OptionSpec(name: "checkpoint", valueName: "<file>", help: "Checkpoint to test.", defaultValue: "best.safetensors of the most recent run"),
+        OptionSpec(name: "checkpoint", valueName: "<file>", help: "Checkpoint to test.", defaultValue: "best.safetensors of the most recent run that has one"),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder searched for the most recent run.", defaultValue: "Runs"),
         OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
         OptionSpec(name: "seed", valueName: "<n>", help: "Seed of the test episodes.", defaultValue: "1"),
@@ -37,11 +37,10 @@ enum EvalCommand: Command {
         if let path = arguments.string("checkpoint") {
             checkpointURL = URL(fileURLWithPath: path)
         } else {
-            let run = try RunDirectory.mostRecent(in: URL(fileURLWithPath: arguments.string("runs") ?? "Runs"))
+            let runs = URL(fileURLWithPath: arguments.string("runs") ?? "Runs")
+            let run = try RunDirectory.mostRecent(in: runs, requiringBestCheckpoint: true)
             checkpointURL = run.bestCheckpointURL
-            guard FileManager.default.fileExists(atPath: checkpointURL.path) else {
-                throw RunError.noCheckpoint(path: run.url.path)
-            }
+            printDiagnostic("using \(checkpointURL.path), the best checkpoint of the most recent run that has one")
         }
 
         let config = try FewShotModel.storedConfig(at: checkpointURL)

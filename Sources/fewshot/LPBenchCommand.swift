@@ -14,7 +14,7 @@ enum LPBenchCommand: Command {
         OptionSpec(name: "iterations", valueName: "<k>", help: "Physarum iterations K.", defaultValue: "10"),
         OptionSpec(name: "matching-batch", valueName: "<n>", help: "Matching LPs (5 x 50) in the matching batch; 0 skips it.",
                    defaultValue: "32"),
-        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems (0: every processor).", defaultValue: everyProcessorDefault),
         OptionSpec(name: "blas-threads", valueName: "<n>", help: "OpenBLAS threads inside each call of the layer.",
                    defaultValue: "1"),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed repetitions; the median and minimum are printed.",
@@ -32,12 +32,12 @@ enum LPBenchCommand: Command {
         try arguments.rejectPositionals()
         let batches = try arguments.intList("batches") ?? [8, 32, 80]
         guard batches.allSatisfy({ $0 >= 1 && $0 <= 100_000 }) else {
-            throw UsageError("invalid value for '--batches': expected sizes in 1...100000")
+            throw UsageError("invalid value for '--batches': expected sizes from 1 to 100000")
         }
         let support = try arguments.int("support", range: 2...1000) ?? 10
         let iterations = try arguments.int("iterations", range: 1...100_000) ?? 10
         let matchingBatch = try arguments.int("matching-batch", range: 0...100_000) ?? 32
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         let repeats = try arguments.int("repeats", range: 1...100_000) ?? 30
         let blasThreads = try arguments.int("blas-threads", range: 1...256) ?? 1
         Parallel.workerCount = threads
@@ -47,23 +47,25 @@ enum LPBenchCommand: Command {
         let layer = PhysarumLayer(options: options)
         let builder = L1SVMBuilder(supportCount: support)
         print("LP layer, Float64, K = \(iterations), \(threads) worker threads, OpenBLAS \(blasThreads) thread(s) per call, \(repeats) repeats")
-        print("problem                      batch  forward ms (median, min)  forward+backward ms (median, min)")
+        let table = TableLayout([("problem", 28), ("batch", 5), ("forward median ms", 0), ("forward min ms", 0),
+                                 ("forward+backward median ms", 0), ("forward+backward min ms", 0)])
+        print(table.header)
+        func printRow(_ problem: String, _ batchSize: Int, _ timing: (forward: Timing, forwardBackward: Timing)) {
+            let times = [timing.forward.median, timing.forward.minimum, timing.forwardBackward.median, timing.forwardBackward.minimum]
+            print(table.row([problem, "\(batchSize)"] + times.map { String(format: "%.3f", $0) }))
+        }
         for batchSize in batches {
             let (kernels, labels) = randomSVMInputs(count: batchSize, support: support, dimension: 64, seed: UInt64(batchSize))
             let batch = try builder.makeBatch(kernels: kernels, labels: labels)
             let timing = try timeLayer(layer, batch: batch, repeats: repeats)
-            print(String(format: "l1-SVM %3d vars x %3d rows     %5d  %10.3f %10.3f  %16.3f %10.3f", batch.columns, batch.rows,
-                         batchSize, timing.forward.median, timing.forward.minimum, timing.forwardBackward.median,
-                         timing.forwardBackward.minimum))
+            printRow("l1-SVM \(batch.columns) vars x \(batch.rows) rows", batchSize, timing)
         }
         if matchingBatch > 0 {
             var random = SeededRandom(seed: 9)
             let costs = (0..<(matchingBatch * 250)).map { _ in random.uniform(0.001, 1) }
             let batch = try MatchingBuilder(templates: 5, proposals: 50).makeBatch(costs: costs).batch
             let timing = try timeLayer(layer, batch: batch, repeats: repeats)
-            print(String(format: "matching %3d vars x %3d rows   %5d  %10.3f %10.3f  %16.3f %10.3f", batch.columns, batch.rows,
-                         matchingBatch, timing.forward.median, timing.forward.minimum, timing.forwardBackward.median,
-                         timing.forwardBackward.minimum))
+            printRow("matching \(batch.columns) vars x \(batch.rows) rows", matchingBatch, timing)
         }
     }
 

@@ -28,7 +28,7 @@ enum LPMatchingCommand: Command {
         OptionSpec(name: "learning-rate", valueName: "<value>", help: "PGD learning rate.", defaultValue: "0.1"),
         OptionSpec(name: "cycles", valueName: "<n>", help: "Dykstra projection cycles per PGD step.", defaultValue: "5"),
         OptionSpec(name: "seed", valueName: "<n>", help: "Seed of the costs and of the physarum start points.", defaultValue: "1"),
-        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads over problems (0: every processor).", defaultValue: everyProcessorDefault),
     ]
     static let discussion = """
         Costs are uniform in (0, 1). Distance is the Frobenius norm of X minus the
@@ -46,14 +46,14 @@ enum LPMatchingCommand: Command {
         }
         let iterationCounts = try arguments.intList("iterations") ?? [5, 10, 20, 50, 100]
         guard iterationCounts.allSatisfy({ $0 >= 1 && $0 <= 100_000 }) else {
-            throw UsageError("invalid value for '--iterations': expected counts in 1...100000")
+            throw UsageError("invalid value for '--iterations': expected counts from 1 to 100000")
         }
         let gamma = try arguments.double("gamma") ?? 1e-3
         let step = try arguments.double("step") ?? 1
         let learningRate = try arguments.double("learning-rate") ?? 0.1
         let cycles = try arguments.int("cycles", range: 1...1000) ?? 5
         let seed = UInt64(try arguments.int("seed", range: 0...Int.max) ?? 1)
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         guard gamma > 0 else { throw UsageError("invalid value \(gamma) for '--gamma': expected a value > 0") }
         guard step > 0, step <= 1 else { throw UsageError("invalid value \(step) for '--step': expected a value in (0, 1]") }
         guard learningRate > 0 else {
@@ -87,7 +87,9 @@ enum LPMatchingCommand: Command {
         let matching = try builder.makeBatch(costs: costs)
         print(String(format: "matching: %d problems, n = %d, m = %d, gamma %g, step %g; PGD learning rate %g, %d cycles; %d threads",
                      problems, templates, proposals, gamma, step, learningRate, cycles, threads))
-        print("solver        K  mean dist  median dist  mean gap  rounded  time ms")
+        let table = TableLayout([("solver", 11), ("K", 4), ("mean dist", 9), ("median dist", 9), ("mean gap", 8),
+                                 ("rounded", 7), ("time ms", 8)])
+        print(table.header)
         for iterations in iterationCounts {
             let options = PhysarumOptions(iterations: iterations, stepSize: step, zeroCostPerturbation: gamma,
                                           start: .random(seed: seed &+ 1))
@@ -134,9 +136,10 @@ enum LPMatchingCommand: Command {
             let sorted = distances.sorted()
             let median = problems % 2 == 1 ? sorted[problems / 2] : (sorted[problems / 2 - 1] + sorted[problems / 2]) / 2
             let meanGap = gaps.reduce(0, +) / Double(problems)
-            print(String(format: "%@ %4d  %9.4f  %11.4f  %8.2e  %3d/%-3d  %7.1f",
-                         solver.padding(toLength: 12, withPad: " ", startingAt: 0), iterations, meanDistance, median,
-                         meanGap, rounded, problems, milliseconds))
+            print(table.row([
+                solver, "\(iterations)", String(format: "%.4f", meanDistance), String(format: "%.4f", median),
+                String(format: "%.2e", meanGap), "\(rounded)/\(problems)", String(format: "%.1f", milliseconds),
+            ]))
         }
     }
 }
@@ -147,7 +150,10 @@ enum LPSolveCommand: Command {
     static let abstract = "Solve one standard-form LP given as JSON and print the solution and diagnostics."
     static let options: [OptionSpec] = [
         OptionSpec(name: "problem", valueName: "<file>", help: "JSON file with A, b, c and optional options."),
-        .flag("json", help: "Print the result as one JSON object."),
+        .flag("json", help: "Print the result as one JSON object with snake_case keys."),
+        OptionSpec(name: "max-residual", valueName: "<value>",
+                   help: "Largest relative residual ||Ax - b|| / ||b|| that counts as meeting the constraints.",
+                   defaultValue: "0.01"),
     ]
     static let discussion = """
         The file holds {"A": [[...], ...], "b": [...], "c": [...], "options": {...}}:
@@ -155,6 +161,11 @@ enum LPSolveCommand: Command {
         (all optional): "iterations" (10), "stepSize" (1), "gamma" (0.001),
         "lowerClamp" (1e-6), "upperClamp" (1e4), "seed" (0) or "start" (a
         strictly positive start point, one entry per column).
+
+        Exit status: 0 when the relative residual is at most --max-residual; 2 when
+        it is above, so x does not meet the constraints (the LP is likely
+        infeasible, or needs more iterations); 1 when the problem file is
+        missing or invalid; 64 for a usage error.
         """
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -162,26 +173,32 @@ enum LPSolveCommand: Command {
         guard let path = arguments.string("problem") else {
             throw UsageError("missing '--problem <file>'; pass a JSON file with A, b and c")
         }
+        let maximumResidual = try arguments.double("max-residual") ?? 1e-2
+        guard maximumResidual > 0 else {
+            throw UsageError("invalid value \(maximumResidual) for '--max-residual': expected a value > 0")
+        }
         let (batch, options) = try LPProblemFile.read(path: path)
         let forward: PhysarumForward
         do {
             forward = try PhysarumLayer(options: options).forward(batch, recordingTape: false)
         } catch let error as LPError {
-            throw CommandFailure("\(path): \(error)")
+            throw CommandFailure("problem file \(path): \(error.singleProblemDescription)")
         }
         let diagnostics = forward.diagnostics[0]
+        let constraintsMet = diagnostics.relativeResidual <= maximumResidual
         if arguments.flag("json") {
             let object: [String: Any] = [
                 "x": forward.solutions,
                 "objective": diagnostics.objective,
-                "relativeResidual": diagnostics.relativeResidual,
-                "clampedCount": diagnostics.clampedCount,
-                "smallestEntry": diagnostics.smallestEntry,
-                "hasNonFinite": diagnostics.hasNonFinite,
-                "factorizationFailed": diagnostics.factorizationFailed,
-                "completedIterations": diagnostics.completedIterations,
+                "relative_residual": diagnostics.relativeResidual,
+                "clamped_count": diagnostics.clampedCount,
+                "smallest_entry": diagnostics.smallestEntry,
+                "has_non_finite": diagnostics.hasNonFinite,
+                "factorization_failed": diagnostics.factorizationFailed,
+                "completed_iterations": diagnostics.completedIterations,
+                "constraints_met": constraintsMet,
             ]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("x = [" + forward.solutions.map { String(format: "%.6g", $0) }.joined(separator: ", ") + "]")
@@ -193,6 +210,10 @@ enum LPSolveCommand: Command {
         }
         if !diagnostics.isUsable {
             printDiagnostic("warning: the solve stopped after \(diagnostics.completedIterations) iterations on a numerical failure; x is the last good iterate")
+        }
+        if !constraintsMet {
+            let residual = String(format: "%.3e", diagnostics.relativeResidual)
+            throw CommandWarning(status: 2, description: "x does not meet the constraints A x = b: relative residual \(residual) is above --max-residual \(maximumResidual); the LP is likely infeasible (no x >= 0 satisfies A x = b), or it needs more iterations (options.iterations, now \(options.iterations))")
         }
     }
 }
@@ -210,15 +231,35 @@ enum LPProblemFile {
         return number.doubleValue
     }
 
-    static func read(path: String) throws -> (LPBatch, PhysarumOptions) {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw CommandFailure("cannot read problem file \(path): \(error.localizedDescription)")
+    /// Returns Foundation's description of a JSON syntax error, which names the
+    /// position when the parser reports one.
+    static func jsonErrorDetail(_ error: Error) -> String {
+        let nsError = error as NSError
+        if let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String, !detail.isEmpty {
+            return detail.hasSuffix(".") ? String(detail.dropLast()) : detail
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CommandFailure("problem file \(path) is not a JSON object; expected {\"A\": [[...]], \"b\": [...], \"c\": [...]}")
+        return nsError.localizedDescription
+    }
+
+    static func read(path: String) throws -> (LPBatch, PhysarumOptions) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CommandFailure("problem file not found: \(path); check the path given to --problem")
+        }
+        guard !isDirectory.boolValue else {
+            throw CommandFailure("problem file \(path): is a folder; expected a JSON file")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandFailure("problem file \(path): cannot be read; check its permissions")
+        }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw CommandFailure("problem file \(path): invalid JSON (\(jsonErrorDetail(error))); fix the syntax")
+        }
+        guard let root = parsed as? [String: Any] else {
+            throw CommandFailure("problem file \(path): the top level is not a JSON object; expected {\"A\": [[...]], \"b\": [...], \"c\": [...]}")
         }
         func numbers(_ value: Any?, field: String) throws -> [Double] {
             guard let array = value as? [Any] else {
@@ -264,7 +305,7 @@ enum LPProblemFile {
         }
         if let iterations = try setting("iterations") {
             guard iterations >= 1, iterations <= 1_000_000, iterations == iterations.rounded() else {
-                throw CommandFailure("problem file \(path): options.iterations is \(iterations); expected an integer in 1...1000000")
+                throw CommandFailure("problem file \(path): options.iterations is \(iterations); expected an integer from 1 to 1000000")
             }
             options.iterations = Int(iterations)
         }
@@ -289,7 +330,7 @@ enum LPProblemFile {
                                     constraints: matrix, rightHandSides: b, costs: c)
             return (batch, options)
         } catch let error as LPError {
-            throw CommandFailure("problem file \(path): \(error)")
+            throw CommandFailure("problem file \(path): \(error.singleProblemDescription)")
         }
     }
 }

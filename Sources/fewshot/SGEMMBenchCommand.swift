@@ -7,14 +7,14 @@ enum SGEMMBenchCommand: Command {
     static let abstract = "Time a square Float32 matrix multiply through OpenBLAS."
     static let options: [OptionSpec] = [
         OptionSpec(name: "size", valueName: "<n>", help: "Matrix side length.", defaultValue: "2048"),
-        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads.", defaultValue: "2"),
+        OptionSpec(name: "threads", valueName: "<n>", help: "OpenBLAS threads (0: every processor).", defaultValue: everyProcessorDefault),
         OptionSpec(name: "repeats", valueName: "<n>", help: "Timed repetitions; the median is printed.", defaultValue: "5"),
     ]
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.rejectPositionals()
         let size = try arguments.int("size", range: 1...16384) ?? 2048
-        let threads = try arguments.int("threads", range: 1...256) ?? 2
+        let threads = try arguments.threadCount()
         let repeats = try arguments.int("repeats", range: 1...1000) ?? 5
         BLAS.threadCount = threads
         let gflops = measureSGEMM(size: size, repeats: repeats)

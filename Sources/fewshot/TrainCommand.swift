@@ -8,8 +8,8 @@ enum TrainCommand: Command {
     static let abstract = "Meta-train a ResNet-12 with a few-shot head; writes a run folder under Runs/."
     static let options: [OptionSpec] = [
         OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json."),
-        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config."),
-        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
+        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config; a run with no checkpoint starts again from step 0."),
+        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root. A new run records the folder it used as data.root in its config.json, so --resume finds it without --data."),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
         OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),
         OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
@@ -20,7 +20,9 @@ enum TrainCommand: Command {
     static let discussion = """
         Writes Runs/<name>/: config.json (resolved), log.txt, metrics.csv (one row per
         epoch), steps.csv (one row per step), last.safetensors, best.safetensors (best
-        validation accuracy) and curves.png. On a terminal a progress bar shows rate
+        validation accuracy) and curves.png. SIGINT (Ctrl-C) or SIGTERM stops the run after
+        the current step, logs where it stopped and exits with 130 or 143; a second signal
+        ends it at once. Resuming continues from the checkpoint of the last finished epoch. On a terminal a progress bar shows rate
         and ETA on stderr; otherwise a log line is printed every training.logEverySteps.
 
         EXAMPLES:
@@ -64,6 +66,9 @@ enum TrainCommand: Command {
         if let run {
             runDirectory = run
         } else {
+            // A resumed run finds its data again through the absolute data.root
+            // in its config.json, unless --data or FEWSHOT_DATA_DIR is given.
+            config.data.root = data.root.path
             let runName = arguments.string("name") ?? "\(config.name)-\(compactTimestamp())"
             runDirectory = try RunDirectory.create(
                 root: URL(fileURLWithPath: arguments.string("runs") ?? "Runs"), name: runName, config: config)
@@ -73,10 +78,16 @@ enum TrainCommand: Command {
         let display = ProgressDisplay()
         trainer.onLog = { line, kind in display.log(line, kind: kind) }
         trainer.onProgress = { display.show($0) }
+        let interruption = InterruptionMonitor(signals: [SIGINT, SIGTERM])
+        trainer.isInterrupted = { interruption.receivedSignal != nil }
         do {
             try trainer.train()
         } catch {
             display.finish()
+            if case RunError.interrupted = error, let signal = interruption.receivedSignal {
+                printDiagnostic("\(error)")
+                exit(128 + signal)
+            }
             throw error
         }
         display.finish()
@@ -110,6 +121,44 @@ private func fetchDataIfMissing(_ data: TrainingConfig.DataSection, arguments: P
     }
     bar.finish()
     printDiagnostic("fetched \(result.downloadedBytes) bytes: train.bin \(result.trainCount) records, test.bin \(result.testCount) records, checked")
+}
+
+/// Records the first SIGINT or SIGTERM so training can stop after its current
+/// step; a second signal of either kind ends the process at once, as if no
+/// handler were installed.
+final class InterruptionMonitor: @unchecked Sendable {
+    private let lock = NSLock()
+    private var signalNumber: Int32? = nil
+    private var sources: [DispatchSourceSignal] = []
+
+    init(signals: [Int32]) {
+        for signalNumber in signals {
+            // Dispatch sources see a signal only while its default action is ignored.
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { [weak self] in self?.record(signalNumber) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// The first signal received, or nil.
+    var receivedSignal: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return signalNumber
+    }
+
+    private func record(_ received: Int32) {
+        lock.lock()
+        let isSecond = signalNumber != nil
+        if !isSecond { signalNumber = received }
+        lock.unlock()
+        if isSecond {
+            signal(received, SIG_DFL)
+            kill(getpid(), received)
+        }
+    }
 }
 
 /// Returns the UTC time as `20261204-215003`, for run folder names.

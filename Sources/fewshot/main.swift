@@ -15,5 +15,8 @@ enum FewShotTool: Command {
     ]
 }
 
+/// The version `fewshot --version` prints; the only place it is written.
+let toolVersion = "0.1.0"
+
 setvbuf(stdout, nil, _IOLBF, 0)
-exit(dispatch(FewShotTool.self, arguments: Array(CommandLine.arguments.dropFirst()), toolName: "fewshot"))
+exit(dispatch(FewShotTool.self, arguments: Array(CommandLine.arguments.dropFirst()), toolName: "fewshot", version: toolVersion))

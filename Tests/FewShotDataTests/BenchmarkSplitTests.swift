@@ -94,7 +94,7 @@ final class BenchmarkSplitTests: XCTestCase {
         let unknown = CustomSplit(train: [.name("unicorn")], validation: [], test: [.label(1)])
         assertDataError(try unknown.source(.train, in: dataset), kind: .unknownClass, mentions: ["'unicorn'", "fine_label_names.txt"])
         let outOfRange = CustomSplit(train: [.label(100)], validation: [], test: [.label(1)])
-        assertDataError(try outOfRange.source(.train, in: dataset), kind: .unknownClass, mentions: ["100", "0..<100"])
+        assertDataError(try outOfRange.source(.train, in: dataset), kind: .unknownClass, mentions: ["100", "0 to 99"])
         let overlap = CustomSplit(train: [.label(4), .label(5)], validation: [], test: [.name("fine5")])
         assertDataError(try overlap.source(.train, in: dataset), kind: .invalidSplit, mentions: ["'fine5'", "'train'", "'test'"])
         let empty = CustomSplit(train: [.label(4)], validation: [], test: [.label(1)])

@@ -97,6 +97,31 @@ final class CIFAR100Tests: XCTestCase {
         assertDataError(try CIFAR100.load(from: directory), kind: .truncatedFile, mentions: ["train.bin", "3074", "307300"])
     }
 
+    func testSymlinkedFilesAreMeasuredByTarget() throws {
+        let originals = try makeTemporaryDirectory(self)
+        try writeSyntheticCIFAR(to: originals, train: syntheticRecords(perClass: 2), test: syntheticRecords(perClass: 1))
+        let linked = try makeTemporaryDirectory(self)
+        for name in CIFAR100.fileNames {
+            try FileManager.default.createSymbolicLink(
+                at: linked.appendingPathComponent(name), withDestinationURL: originals.appendingPathComponent(name))
+        }
+        let dataset = try CIFAR100.load(from: linked)
+        XCTAssertEqual(dataset.trainCount, 200)
+        XCTAssertEqual(dataset.testCount, 100)
+    }
+
+    func testRelativeSymlinkIsFollowed() throws {
+        let root = try makeTemporaryDirectory(self)
+        let originals = root.appendingPathComponent("originals")
+        try writeSyntheticCIFAR(to: originals, train: syntheticRecords(perClass: 1), test: syntheticRecords(perClass: 1))
+        let linked = root.appendingPathComponent("linked")
+        try FileManager.default.createDirectory(at: linked, withIntermediateDirectories: true)
+        for name in CIFAR100.fileNames {
+            try FileManager.default.createSymbolicLink(atPath: linked.appendingPathComponent(name).path, withDestinationPath: "../originals/\(name)")
+        }
+        XCTAssertEqual(try CIFAR100.load(from: linked).trainCount, 100)
+    }
+
     func testEmptyTestFileIsRejected() throws {
         let directory = try makeTemporaryDirectory(self)
         try writeSyntheticCIFAR(to: directory, train: syntheticRecords(perClass: 1), test: [])
@@ -108,7 +133,7 @@ final class CIFAR100Tests: XCTestCase {
         var train = syntheticRecords(perClass: 1)
         train[7].fine = 100
         try writeSyntheticCIFAR(to: directory, train: train, test: syntheticRecords(perClass: 1))
-        assertDataError(try CIFAR100.load(from: directory), kind: .labelOutOfRange, mentions: ["train.bin", "record 7", "byte offset 21518", "fine label 100", "0..<100"])
+        assertDataError(try CIFAR100.load(from: directory), kind: .labelOutOfRange, mentions: ["train.bin", "record 7", "byte offset 21518", "fine label 100", "expected 0 to 99"])
     }
 
     func testCoarseLabelOutOfRangeIsRejected() throws {
@@ -116,7 +141,7 @@ final class CIFAR100Tests: XCTestCase {
         var test = syntheticRecords(perClass: 1)
         test[3].coarse = 20
         try writeSyntheticCIFAR(to: directory, train: syntheticRecords(perClass: 1), test: test)
-        assertDataError(try CIFAR100.load(from: directory), kind: .labelOutOfRange, mentions: ["test.bin", "record 3", "coarse label 20", "0..<20"])
+        assertDataError(try CIFAR100.load(from: directory), kind: .labelOutOfRange, mentions: ["test.bin", "record 3", "coarse label 20", "expected 0 to 19"])
     }
 
     func testInconsistentCoarseLabelIsRejected() throws {

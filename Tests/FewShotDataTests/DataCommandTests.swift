@@ -107,6 +107,43 @@ final class DataCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("out/cifar-100-binary").path))
     }
 
+    func testFetchProgressOnPipeUsesWholeLines() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let server = try LocalHTTPServer(routes: ["/c.tar.gz": Data(repeating: 7, count: 300_000)])
+        defer { server.stop() }
+        let result = try run(["data", "fetch", "--data", "out/cifar-100-binary", "--url", server.url("/c.tar.gz").absoluteString], in: directory)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertFalse(result.stderr.contains("\r"), "carriage returns on a pipe: \(result.stderr.debugDescription)")
+        XCTAssertTrue(result.stderr.contains("100%"), result.stderr)
+        let errorLines = result.stderr.split(separator: "\n").filter { $0.contains("error:") }
+        XCTAssertEqual(errorLines.count, 1, result.stderr)
+        XCTAssertTrue(errorLines.first?.hasPrefix("error: ") == true, "the error starts its own line: \(result.stderr.debugDescription)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("out").path), "the fetch removes the folder it created")
+    }
+
+    func testFetchTimeoutIsPlain() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let listener = try SilentTCPListener()
+        defer { listener.stop() }
+        let result = try run(["data", "fetch", "--data", "Data/cifar-100-binary", "--timeout", "1",
+                              "--url", "http://127.0.0.1:\(listener.port)/c.tar.gz"], in: directory)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("timed out after 1 s"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("NSURLErrorDomain"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("Data").path), "no empty Data folder is left")
+    }
+
+    func testFetchWithDataPresentExitsZero() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try writeSyntheticCIFAR(to: directory.appendingPathComponent("present"), train: syntheticRecords(perClass: 1), test: syntheticRecords(perClass: 1))
+        // Nothing listens on port 9, so any download attempt would fail.
+        let result = try run(["data", "fetch", "--data", "present", "--url", "http://127.0.0.1:9/c.tar.gz"], in: directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("already contains"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("delete the folder"), result.stdout)
+        XCTAssertFalse(result.stderr.contains("downloading"), result.stderr)
+    }
+
     func testFetchRejectsNonHTTPURL() throws {
         let result = try run(["data", "fetch", "--data", "x", "--url", "ftp://127.0.0.1/c.tar.gz"], in: try makeTemporaryDirectory(self))
         XCTAssertEqual(result.status, 64)

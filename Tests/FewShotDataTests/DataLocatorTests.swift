@@ -40,6 +40,24 @@ final class DataLocatorTests: XCTestCase {
         try FileManager.default.removeItem(at: partial.appendingPathComponent("test.bin"))
         let environment = [DataLocator.environmentVariable: root.appendingPathComponent("env").path]
         let locator = DataLocator(flag: "partial", environment: environment, configRoot: nil, workingDirectory: root)
-        assertDataError(try locator.locate(), kind: .dataNotFound, mentions: ["partial", "(from --data)", "lacks test.bin", "FEWSHOT_DATA_DIR='"])
+        assertDataError(try locator.locate(), kind: .dataNotFound, mentions: [
+            "partial", "(from --data 'partial')", "lacks test.bin", "Only --data was used", "fix the path given to --data",
+        ])
+        XCTAssertThrowsError(try locator.locate()) { error in
+            XCTAssertFalse("\(error)".contains("looked at"), "\(error)")
+            XCTAssertFalse("\(error)".contains(root.appendingPathComponent("env").path), "the unused variable's value is not listed: \(error)")
+        }
+    }
+
+    func testWrongEnvironmentIsNamedAlone() throws {
+        let root = try makeTemporaryDirectory(self)
+        let locator = DataLocator(flag: nil, environment: [DataLocator.environmentVariable: "gone"], configRoot: "config", workingDirectory: root)
+        assertDataError(try locator.locate(), kind: .dataNotFound, mentions: [
+            "(from FEWSHOT_DATA_DIR='gone')", "does not exist", "Only FEWSHOT_DATA_DIR was used", "fix or unset it",
+        ])
+        XCTAssertThrowsError(try locator.locate()) { error in
+            XCTAssertFalse("\(error)".contains("looked at"), "\(error)")
+            XCTAssertFalse("\(error)".contains("--data (not given)"), "\(error)")
+        }
     }
 }

@@ -61,7 +61,7 @@ final class DatasetDownloadTests: XCTestCase {
         let parent = try makeTemporaryDirectory(self)
         let destination = parent.appendingPathComponent("cifar-100-binary")
         assertDataError(try DatasetDownload.fetch(from: server.url("/cut.tar.gz"), into: destination),
-                        kind: .invalidArchive, mentions: ["/cut.tar.gz", "truncated", "download the dataset again"])
+                        kind: .invalidArchive, mentions: ["/cut.tar.gz", "truncated", "download it again"])
         XCTAssertEqual(contents(parent), [])
     }
 
@@ -106,6 +106,62 @@ final class DatasetDownloadTests: XCTestCase {
         let parent = try makeTemporaryDirectory(self)
         assertDataError(try DatasetDownload.fetch(from: server.url("/missing.tar.gz"), into: parent.appendingPathComponent("cifar")),
                         kind: .downloadFailed, mentions: ["HTTP 404", "FEWSHOT_DATA_DIR"])
+        XCTAssertEqual(contents(parent), [])
+    }
+
+    func testSilentServerTimesOutInSeconds() throws {
+        let listener = try SilentTCPListener()
+        defer { listener.stop() }
+        let parent = try makeTemporaryDirectory(self)
+        let url = URL(string: "http://127.0.0.1:\(listener.port)/cifar-100-binary.tar.gz")!
+        XCTAssertThrowsError(try DatasetDownload.fetch(from: url, into: parent.appendingPathComponent("cifar"), timeout: 1)) { error in
+            let message = "\(error)"
+            XCTAssertEqual((error as? DataError)?.kind, .downloadFailed)
+            XCTAssertTrue(message.contains("timed out after 1 s"), message)
+            XCTAssertTrue(message.contains("--timeout"), message)
+            XCTAssertFalse(message.contains("NSURLErrorDomain"), message)
+        }
+        XCTAssertEqual(contents(parent), [])
+    }
+
+    func testRefusedConnectionHasPlainMessage() throws {
+        let server = try LocalHTTPServer(routes: [:])
+        let url = server.url("/cifar-100-binary.tar.gz")
+        server.stop()
+        let parent = try makeTemporaryDirectory(self)
+        XCTAssertThrowsError(try DatasetDownload.fetch(from: url, into: parent.appendingPathComponent("cifar"), timeout: 10)) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("could not connect to the server"), message)
+            XCTAssertFalse(message.contains("NSURLErrorDomain"), message)
+        }
+    }
+
+    func testFailedFetchRemovesCreatedFolders() throws {
+        let server = try startServer([:])
+        let parent = try makeTemporaryDirectory(self)
+        let destination = parent.appendingPathComponent("Data/nested/cifar-100-binary")
+        assertDataError(try DatasetDownload.fetch(from: server.url("/missing.tar.gz"), into: destination),
+                        kind: .downloadFailed, mentions: ["HTTP 404"])
+        XCTAssertEqual(contents(parent), [], "the Data and nested folders the fetch created are removed")
+    }
+
+    func testFailedFetchKeepsExistingParent() throws {
+        let server = try startServer([:])
+        let parent = try makeTemporaryDirectory(self)
+        try FileManager.default.createDirectory(at: parent.appendingPathComponent("Data"), withIntermediateDirectories: true)
+        assertDataError(try DatasetDownload.fetch(from: server.url("/missing.tar.gz"), into: parent.appendingPathComponent("Data/cifar")),
+                        kind: .downloadFailed, mentions: ["HTTP 404"])
+        XCTAssertEqual(contents(parent), ["Data"], "a folder that existed before the fetch stays")
+    }
+
+    func testNonGzipFilePointsAtSource() throws {
+        let server = try startServer(["/page.html": Data("<html>moved</html>".utf8)])
+        let parent = try makeTemporaryDirectory(self)
+        assertDataError(try DatasetDownload.fetch(from: server.url("/page.html"), into: parent.appendingPathComponent("cifar")),
+                        kind: .invalidArchive, mentions: ["/page.html", "not a valid gzip file", "--url"])
+        XCTAssertThrowsError(try DatasetDownload.fetch(from: server.url("/page.html"), into: parent.appendingPathComponent("cifar"))) { error in
+            XCTAssertFalse("\(error)".contains("download the dataset again"), "\(error)")
+        }
         XCTAssertEqual(contents(parent), [])
     }
 

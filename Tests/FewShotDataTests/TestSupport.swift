@@ -238,6 +238,39 @@ final class LocalHTTPServer: @unchecked Sendable {
     }
 }
 
+/// A TCP socket on 127.0.0.1 that listens but never accepts or answers, so a
+/// client's connection succeeds and its request waits until it times out.
+final class SilentTCPListener {
+    let port: UInt16
+    private let listener: Int32
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw XCTSkip("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 8) == 0 else {
+            close(listener)
+            throw XCTSkip("cannot listen on 127.0.0.1: errno \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        self.listener = listener
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    func stop() {
+        close(listener)
+    }
+}
+
 private extension Array where Element == UInt8 {
     var containsHeaderEnd: Bool {
         guard count >= 4 else { return false }

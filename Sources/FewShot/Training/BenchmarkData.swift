@@ -6,6 +6,8 @@ import TensorCore
 public struct BenchmarkData: Sendable {
     /// The name shown in results: CIFAR-FS, FC100, a custom split or a PNG folder.
     public var displayName: String
+    /// The data folder the splits were read from, as an absolute path.
+    public var root: URL
     public var train: ImageSource
     public var validation: ImageSource
     public var test: ImageSource
@@ -28,7 +30,8 @@ public struct BenchmarkData: Sendable {
                 }
                 splits.append(try ImageSource.pngFolder(url))
             }
-            return BenchmarkData(displayName: "PNG folders \(root.lastPathComponent)", train: splits[0], validation: splits[1], test: splits[2])
+            return BenchmarkData(
+                displayName: "PNG folders \(root.lastPathComponent)", root: root, train: splits[0], validation: splits[1], test: splits[2])
         }
 
         let directory = try locator.locate()
@@ -46,7 +49,7 @@ public struct BenchmarkData: Sendable {
             displayName = benchmark.displayName
         }
         return BenchmarkData(
-            displayName: displayName, train: try definition.source(.train, in: cifar),
+            displayName: displayName, root: directory, train: try definition.source(.train, in: cifar),
             validation: try definition.source(.validation, in: cifar), test: try definition.source(.test, in: cifar))
     }
 

@@ -5,9 +5,12 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
     case alreadyExists(path: String)
     case notARun(path: String)
     case noRuns(root: String)
-    case noCheckpoint(path: String)
+    /// Run folders exist under `root`, but none has a best checkpoint; `newest` is the most recently started.
+    case noCheckpoint(root: String, newest: String)
     case writeFailed(path: String, reason: String)
     case nonFinite(epoch: Int, step: Int, what: String, lastCheckpoint: String?)
+    /// The run stopped on request (SIGINT or SIGTERM) after finishing `step`.
+    case interrupted(epoch: Int, step: Int, path: String)
 
     public var description: String {
         switch self {
@@ -17,13 +20,15 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
             return "\(path) is not a run folder (it has no config.json); pass a folder under Runs/ that 'fewshot train' created"
         case let .noRuns(root):
             return "no runs found in \(root); train one with 'fewshot train --config Configs/cifarfs-quick.json' or pass --checkpoint"
-        case let .noCheckpoint(path):
-            return "run \(path) has no checkpoint yet (the first epoch did not finish); start it again with 'fewshot train'"
+        case let .noCheckpoint(root, newest):
+            return "no run in \(root) has a best checkpoint yet (none finished its first epoch); continue the newest with 'fewshot train --resume \(newest)' or pass --checkpoint <file>"
         case let .writeFailed(path, reason):
             return "cannot write \(path): \(reason)"
         case let .nonFinite(epoch, step, what, lastCheckpoint):
             let kept = lastCheckpoint.map { "the last good checkpoint \($0) is intact" } ?? "no checkpoint was written yet"
             return "training stopped at epoch \(epoch), step \(step): \(what); \(kept). Lower the learning rate or check the data, then resume with 'fewshot train --resume'"
+        case let .interrupted(epoch, step, path):
+            return "interrupted at epoch \(epoch), step \(step); resume with: fewshot train --resume \(path)"
         }
     }
 }
@@ -84,21 +89,32 @@ public struct RunDirectory: Sendable {
         return run
     }
 
-    /// Returns the run under `root` whose config.json was written last, that is the most recently started run.
-    public static func mostRecent(in root: URL) throws -> RunDirectory {
+    /// Returns the run under `root` whose config.json was written last, that
+    /// is the most recently started run. With `requiringBestCheckpoint`, only
+    /// runs that have a best.safetensors count, so a run stopped in its first
+    /// epoch does not hide an older finished one.
+    public static func mostRecent(in root: URL, requiringBestCheckpoint: Bool = false) throws -> RunDirectory {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        var best: (date: Date, run: RunDirectory)? = nil
+        var newest: (date: Date, run: RunDirectory)? = nil
+        var newestWithCheckpoint: (date: Date, run: RunDirectory)? = nil
         for name in names {
             let run = RunDirectory(url: root.appendingPathComponent(name))
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: run.configURL.path),
                   let date = attributes[.modificationDate] as? Date
             else { continue }
-            if best == nil || date > best!.date || (date == best!.date && name > best!.run.url.lastPathComponent) {
-                best = (date, run)
+            func isNewer(than other: (date: Date, run: RunDirectory)?) -> Bool {
+                guard let other else { return true }
+                return date > other.date || (date == other.date && name > other.run.url.lastPathComponent)
+            }
+            if isNewer(than: newest) { newest = (date, run) }
+            if FileManager.default.fileExists(atPath: run.bestCheckpointURL.path), isNewer(than: newestWithCheckpoint) {
+                newestWithCheckpoint = (date, run)
             }
         }
-        guard let best else { throw RunError.noRuns(root: root.path) }
-        return best.run
+        guard let newest else { throw RunError.noRuns(root: root.path) }
+        guard requiringBestCheckpoint else { return newest.run }
+        guard let newestWithCheckpoint else { throw RunError.noCheckpoint(root: root.path, newest: newest.run.url.path) }
+        return newestWithCheckpoint.run
     }
 
     /// Reads the resolved configuration.

@@ -67,11 +67,16 @@ public final class Trainer {
     public var onLog: (String, LogKind) -> Void = { _, _ in }
     /// Receives the state after every optimizer step.
     public var onProgress: (StepProgress) -> Void = { _ in }
+    /// Polled after every optimizer step and after every epoch's checkpoint;
+    /// returning true stops training with `RunError.interrupted`.
+    public var isInterrupted: () -> Bool = { false }
     /// Test hook: returning true for a step index makes that step's loss NaN.
     var faultInjection: ((Int) -> Bool)? = nil
 
     private let sources: TrainingSources
     private var startEpoch = 0
+    /// True when a resumed run had no checkpoint and starts again from step 0.
+    private var restartsFromStepZero = false
     private var bestAccuracy = -Double.infinity
     private let trainSeed: UInt64
     private let validationSeed: UInt64
@@ -81,6 +86,8 @@ public final class Trainer {
 
     /// Prepares a run: a new one, or with `resume` the continuation of the
     /// run's last checkpoint (with its steps.csv and metrics.csv cut back to it).
+    /// A resumed run without a checkpoint, stopped in its first epoch, starts
+    /// again from step 0 in the same folder.
     public init(config: TrainingConfig, sources: TrainingSources, run: RunDirectory, resume: Bool) throws {
         self.config = config
         self.sources = sources
@@ -94,10 +101,11 @@ public final class Trainer {
         validationSeed = mixSeed(UInt64(config.seed), 2)
         headSeed = mixSeed(UInt64(config.seed), 3)
 
-        if resume {
-            guard FileManager.default.fileExists(atPath: run.lastCheckpointURL.path) else {
-                throw RunError.noCheckpoint(path: run.url.path)
-            }
+        if resume && !FileManager.default.fileExists(atPath: run.lastCheckpointURL.path) {
+            restartsFromStepZero = true
+            try run.truncateRows(of: run.stepsURL, header: RunDirectory.stepsHeader, keepingFirstColumnAtMost: 0)
+            try run.truncateRows(of: run.metricsURL, header: RunDirectory.metricsHeader, keepingFirstColumnAtMost: 0)
+        } else if resume {
             let checkpoint = try model.load(from: run.lastCheckpointURL, optimizer: optimizer)
             startEpoch = checkpoint.epoch
             bestAccuracy = checkpoint.metrics[Self.bestAccuracyKey] ?? -Double.infinity
@@ -117,6 +125,9 @@ public final class Trainer {
         if startEpoch > 0 {
             try log("resuming \(run.url.lastPathComponent) after epoch \(startEpoch) (step \(startStep)) from \(run.lastCheckpointURL.path)")
         } else {
+            if restartsFromStepZero {
+                try log("restarting \(run.url.lastPathComponent) from step 0: it has no checkpoint because its first epoch did not finish")
+            }
             try log("run \(run.url.path): \(config.head.kind) head, backbone widths \(config.backbone.widths), \(training.epochs) epochs of \(training.stepsPerEpoch) steps, \(training.episodesPerStep) episodes of \(training.way)-way \(training.shot)-shot \(training.query)-query per step")
             try log("resolved config:\n" + config.jsonText())
         }
@@ -172,6 +183,10 @@ public final class Trainer {
                         progress.accuracyPercent, learningRate, progress.imagesPerSecond)
                         + " ETA " + formatDuration(progress.etaSeconds), kind: .step)
                 }
+                // NOTE: the steps of an unfinished epoch are lost on interruption,
+                // because checkpoints are written only at epoch ends, where resuming
+                // them repeats the uninterrupted run exactly.
+                if isInterrupted() { throw try interruption(epoch: epoch, step: step) }
             }
             let trainSeconds = Date().timeIntervalSince(epochStart)
 
@@ -208,6 +223,7 @@ public final class Trainer {
                 validation.intervalPercent, config.validation.episodes, trainSeconds, lastValidationSeconds)
                 + (residualCount > 0 ? ", mean LP residual " + residualText : "")
                 + (isBest ? ", new best" : ""))
+            if isInterrupted() { throw try interruption(epoch: epoch, step: epoch * training.stepsPerEpoch) }
         }
         try log(String(format: "training finished: best validation accuracy %.2f%%", bestAccuracy)
                 + "; checkpoints \(run.bestCheckpointURL.path) and \(run.lastCheckpointURL.path)")
@@ -275,6 +291,14 @@ public final class Trainer {
         // checkpoint from the epoch before, whose resume redoes this epoch and its best write.
         if isBest { try file.write(to: run.bestCheckpointURL) }
         try file.write(to: run.lastCheckpointURL)
+    }
+
+    /// Writes the interruption to log.txt (not to `onLog`: the caller reports the
+    /// returned error) and returns it.
+    private func interruption(epoch: Int, step: Int) throws -> RunError {
+        let error = RunError.interrupted(epoch: epoch, step: step, path: run.url.path)
+        try run.appendLog("[\(timestamp())] \(error)")
+        return error
     }
 
     private func log(_ line: String, kind: LogKind = .summary) throws {

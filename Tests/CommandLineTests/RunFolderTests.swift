@@ -1,0 +1,118 @@
+import Foundation
+import XCTest
+
+/// Run folders across commands: resuming, choosing a run for eval, interruption.
+final class RunFolderTests: XCTestCase {
+    private var workspace: Workspace!
+
+    override func setUpWithError() throws {
+        workspace = try Workspace()
+    }
+
+    override func tearDownWithError() throws {
+        workspace.remove()
+    }
+
+    /// Writes a config for a run of `epochs` epochs of `steps` steps on a 4-4-8-8 backbone.
+    private func writeTinyConfig(epochs: Int = 1, steps: Int = 1, test: String = "") throws -> URL {
+        try workspace.write("""
+            {"name": "tiny", "backbone": {"widths": [4, 4, 8, 8]},
+             "training": {"way": 3, "shot": 2, "query": 2, "episodesPerStep": 1, "stepsPerEpoch": \(steps), "epochs": \(epochs), "logEverySteps": 1},
+             "validation": {"episodes": 1, "way": 3, "shot": 2, "query": 2}\(test)}
+            """, to: "tiny.json")
+    }
+
+    private func readText(_ url: URL) -> String {
+        (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+    }
+
+    func testResumeUsesDataFolderOfRun() throws {
+        let config = try writeTinyConfig()
+        let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path, "--name", "first"], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+        let run = workspace.url.appendingPathComponent("Runs/first")
+
+        let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("config.json"))) as? [String: Any]
+        XCTAssertEqual((stored?["data"] as? [String: Any])?["root"] as? String, workspace.data.standardizedFileURL.path)
+
+        let resumed = try runTool(["train", "--resume", run.path], in: workspace.url)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertTrue(resumed.standardOutput.contains("the run already finished all 1 epochs"), resumed.standardOutput)
+    }
+
+    func testRunStoppedInFirstEpochIsRecoverable() throws {
+        let config = try writeTinyConfig()
+        let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path, "--name", "done"], in: workspace.url)
+        XCTAssertEqual(train.status, 0, train.standardError)
+
+        // A newer run stopped before its first checkpoint: config, CSV headers and one step row.
+        let runs = workspace.url.appendingPathComponent("Runs")
+        let early = runs.appendingPathComponent("early")
+        try FileManager.default.createDirectory(at: early, withIntermediateDirectories: true)
+        try Data(contentsOf: runs.appendingPathComponent("done/config.json")).write(to: early.appendingPathComponent("config.json"))
+        let stepsHeader = "step,epoch,loss,accuracy_percent,learning_rate,lp_max_residual"
+        try Data((stepsHeader + "\n1,1,9.5,10,0.1,\n").utf8).write(to: early.appendingPathComponent("steps.csv"))
+        let metricsHeader = readText(runs.appendingPathComponent("done/metrics.csv")).split(separator: "\n")[0]
+        try Data((metricsHeader + "\n").utf8).write(to: early.appendingPathComponent("metrics.csv"))
+
+        let eval = try runTool(["eval", "--episodes", "1", "--way", "3", "--query", "2"], in: workspace.url)
+        XCTAssertEqual(eval.status, 0, eval.standardError)
+        XCTAssertTrue(eval.standardOutput.contains("Runs/done/best.safetensors (epoch 1"), eval.standardOutput)
+        XCTAssertTrue(eval.standardError.contains("using \(runs.path)/done/best.safetensors, the best checkpoint of the most recent run that has one"),
+                      eval.standardError)
+
+        let resumed = try runTool(["train", "--resume", early.path], in: workspace.url)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertTrue(resumed.standardOutput.contains("restarting early from step 0"), resumed.standardOutput)
+        XCTAssertTrue(readText(early.appendingPathComponent("log.txt")).contains("restarting early from step 0"))
+        let stepRows = readText(early.appendingPathComponent("steps.csv")).split(separator: "\n").dropFirst()
+        XCTAssertEqual(stepRows.count, 1, "the stale step row is replaced")
+        XCTAssertFalse(stepRows.first?.hasPrefix("1,1,9.5,") ?? true)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: early.appendingPathComponent("best.safetensors").path))
+    }
+
+    func testEvalWithOnlyUnfinishedRunsSuggestsResume() throws {
+        let early = workspace.url.appendingPathComponent("Runs/early")
+        try FileManager.default.createDirectory(at: early, withIntermediateDirectories: true)
+        _ = try workspace.write("{}", to: "Runs/early/config.json")
+        let eval = try runTool(["eval"], in: workspace.url)
+        XCTAssertEqual(eval.status, 1, eval.standardError)
+        XCTAssertTrue(eval.standardError.contains("no run in \(workspace.url.path)/Runs has a best checkpoint yet"), eval.standardError)
+        XCTAssertTrue(eval.standardError.contains("'fewshot train --resume \(early.path)'"), eval.standardError)
+        XCTAssertTrue(eval.standardError.contains("--checkpoint <file>"), eval.standardError)
+    }
+
+    func testSignalStopsTrainingWithResumeHint() throws {
+        let config = try writeTinyConfig(epochs: 3, steps: 4)
+        for (signalNumber, status, name) in [(SIGINT, Int32(130), "interrupted"), (SIGTERM, Int32(143), "terminated")] {
+            let (process, _, errorURL) = try startTool(
+                ["train", "--config", config.path, "--data", workspace.data.path, "--name", name], in: workspace.url)
+            let run = workspace.url.appendingPathComponent("Runs/\(name)")
+
+            // Signal once epoch 1 is checkpointed and epoch 2 is under way.
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, process.isRunning {
+                if readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").count >= 1 + 4 + 1 {
+                    kill(process.processIdentifier, signalNumber)
+                    break
+                }
+                usleep(2_000)
+            }
+            process.waitUntilExit()
+
+            let standardError = readText(errorURL)
+            XCTAssertEqual(process.terminationReason, .exit, "signal \(signalNumber) ends the process with an exit status")
+            XCTAssertEqual(process.terminationStatus, status, standardError)
+            XCTAssertTrue(standardError.contains("interrupted at epoch 2, step "), standardError)
+            XCTAssertTrue(standardError.contains("; resume with: fewshot train --resume \(run.path)\n"), standardError)
+            XCTAssertTrue(readText(run.appendingPathComponent("log.txt")).contains("interrupted at epoch 2, step "))
+        }
+
+        let run = workspace.url.appendingPathComponent("Runs/interrupted")
+        let resumed = try runTool(["train", "--resume", run.path], in: workspace.url)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
+        XCTAssertTrue(resumed.standardOutput.contains("resuming interrupted after epoch 1"), resumed.standardOutput)
+        let steps = readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").dropFirst().map { $0.split(separator: ",")[0] }
+        XCTAssertEqual(steps, (1...12).map { Substring(String($0)) })
+    }
+}
