@@ -1,4 +1,4 @@
-/// Why a checkpoint could not be read, verified or written.
+/// An error from reading, verifying or writing a checkpoint.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
     case truncated(path: String, expectedBytes: Int, actualBytes: Int)

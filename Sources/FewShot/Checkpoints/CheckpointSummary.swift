@@ -42,7 +42,7 @@ public struct TensorStatistics: Equatable, Sendable {
     }
 }
 
-/// What `inspect` shows about a checkpoint file: its metadata, statistics of
+/// The view `inspect` gives of a checkpoint file: its metadata, statistics of
 /// every tensor, and whether it passed verification.
 public struct CheckpointSummary: Sendable {
     public var path: String
@@ -52,7 +52,7 @@ public struct CheckpointSummary: Sendable {
     public var verificationFailure: String?
 
     /// Reads a file for inspection. A file that is not readable safetensors
-    /// throws; a readable file that fails the checkpoint checks (checksum,
+    /// throws. A readable file that fails the checkpoint checks (checksum,
     /// metadata) is summarised with `verificationFailure` set, so its contents
     /// can still be looked at.
     public init(contentsOf url: URL) throws {

@@ -92,10 +92,10 @@ public struct SafetensorsTensor: Equatable, Sendable {
 /// A safetensors file in memory: named tensors and a string-to-string metadata map.
 ///
 /// Layout (the format of Hugging Face's `safetensors` library): an 8-byte
-/// little-endian header length N, N bytes of JSON mapping each tensor name to
-/// `{"dtype", "shape", "data_offsets": [begin, end]}` plus an optional
-/// `"__metadata__"` object of strings, then the data buffer, with offsets
-/// relative to its start. This writer orders tensors by name, lays them out
+/// little-endian header length N, then N bytes of JSON. The JSON maps each
+/// tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}` and may
+/// add a `"__metadata__"` object of strings. The data buffer follows, and
+/// offsets are relative to its start. This writer orders tensors by name, lays them out
 /// back to back, and pads the header with spaces to a multiple of 8 bytes as
 /// the reference writer does. `read` rejects anything the format forbids:
 /// overlapping or gapped data ranges, byte counts that disagree with the shape,

@@ -1,7 +1,7 @@
 import FewShotData
 import Foundation
 
-/// Why a configuration file was rejected.
+/// An error that rejects a configuration file.
 public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
     case invalidJSON(path: String, reason: String)

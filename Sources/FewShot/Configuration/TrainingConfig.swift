@@ -68,14 +68,14 @@ public struct TrainingConfig: Equatable, Sendable {
         /// convergence analysis assumes. Off by default because with it the
         /// kernel entries of ReLU features all lie close to 1 and training starts far slower.
         public var scaleEmbeddings = false
-        /// l1-SVM slack cost C. With C = 1 (the paper's value) and balanced
+        /// l1-SVM slack cost C. With C = 1 (the value of Meng et al., AAAI 2021) and balanced
         /// classes the trivial classifier u = 0 is the LP optimum, and in this
         /// pipeline the head then barely depends on the query; C > 1 avoids that.
         public var C = 1.0
         /// l1-SVM ramp constant M.
         public var M = 0.001
-        /// l1-SVM sign of the `M z` term in the margin row: `minus` as printed in
-        /// the paper, or `plus` (Hess and Brooks' ramp loss).
+        /// l1-SVM sign of the `M z` term in the margin row: `minus` as Meng et al.
+        /// print it, or `plus` (Hess and Brooks' ramp loss).
         public var zSign = "minus"
         /// Physarum cost perturbation gamma for zero costs, the alpha variables'
         /// costs among them. In 40-step CIFAR-FS pilot runs with C = 1, gamma = 0.1
@@ -127,7 +127,7 @@ public struct TrainingConfig: Equatable, Sendable {
             LearningRateStage(fromEpoch: 51, learningRate: 0.00024),
         ]
 
-        /// The learning rate of a 1-based epoch.
+        /// Returns the learning rate of a 1-based epoch.
         public func learningRate(epoch: Int) -> Double {
             schedule.last(where: { $0.fromEpoch <= epoch })?.learningRate ?? schedule[0].learningRate
         }
@@ -348,7 +348,7 @@ extension TrainingConfig {
         ["episodes": section.episodes, "way": section.way, "shot": section.shot, "query": section.query]
     }
 
-    /// The resolved configuration as pretty-printed JSON with sorted keys.
+    /// Returns the resolved configuration as pretty-printed JSON with sorted keys.
     public func jsonText() -> String {
         let data = try! JSONSerialization.data(withJSONObject: jsonObject, options: [.prettyPrinted, .sortedKeys])
         return String(decoding: data, as: UTF8.self)

@@ -116,7 +116,7 @@ struct LogitScaling {
     }
 }
 
-/// Why a head could not produce logits.
+/// An error that stops a head from producing logits.
 public enum HeadError: Error, CustomStringConvertible, Equatable {
     case missingClass(episode: Int, label: Int)
     case unequalShots(episode: Int)

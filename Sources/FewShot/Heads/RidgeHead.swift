@@ -159,7 +159,7 @@ public final class RidgeHead: FewShotHead {
 
 /// Solves `G X = B` for a symmetric positive definite `n x n` matrix stored at
 /// `factors[offset...]`, factorizing it in place first when `factorize` is
-/// true. `rightHandSide` holds `columns` column-major columns of length n.
+/// true. `rightHandSide` contains `columns` column-major columns of length n.
 /// Returns false when the factorization finds the matrix not positive definite.
 func choleskySolve(factors: inout [Double], offset: Int, n: Int, rightHandSide: inout [Double], columns: Int, factorize: Bool) -> Bool {
     var uplo = Int8(UInt8(ascii: "L"))

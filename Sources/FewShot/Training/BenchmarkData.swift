@@ -2,7 +2,7 @@ import FewShotData
 import Foundation
 import TensorCore
 
-/// The three class splits a run uses, read as the config's `data` section says.
+/// The three class splits a run uses, read as the config's `data` section specifies.
 public struct BenchmarkData: Sendable {
     /// The name shown in results: CIFAR-FS, FC100, a custom split or a PNG folder.
     public var displayName: String

@@ -55,9 +55,9 @@ public enum LogKind: Sendable {
 /// `resume` continues a run exactly as if it had not stopped.
 ///
 /// A non-finite loss, embedding or LP diagnostic stops training with
-/// `RunError.nonFinite` naming the epoch and step; checkpoints are written
-/// only after an epoch finishes with finite parameters, so the last good one
-/// stays as it was.
+/// `RunError.nonFinite`, which names the epoch and step. Checkpoints are
+/// written only after an epoch finishes with finite parameters, so the last
+/// good one stays as it was.
 public final class Trainer {
     public let config: TrainingConfig
     public let run: RunDirectory
