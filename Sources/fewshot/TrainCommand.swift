@@ -11,7 +11,7 @@ enum TrainCommand: Command {
         OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config; a run with no checkpoint starts again from step 0."),
         OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root. A new run records the folder it used as data.root in its config.json, so --resume finds it without --data."),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
-        OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>"),
+        OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>, with -2, -3 and so on added when that folder exists"),
         OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
         OptionSpec(name: "threads", valueName: "<n>", help: "Override the config's threads (0: every processor)."),
         .flag("fetch", help: "When the CIFAR-100 folder is missing, download the official release there first (about 161 MB)."),
@@ -69,9 +69,12 @@ enum TrainCommand: Command {
             // A resumed run finds its data again through the absolute data.root
             // in its config.json, unless --data or FEWSHOT_DATA_DIR is given.
             config.data.root = data.root.path
-            let runName = arguments.string("name") ?? "\(config.name)-\(compactTimestamp())"
-            runDirectory = try RunDirectory.create(
-                root: URL(fileURLWithPath: arguments.string("runs") ?? "Runs"), name: runName, config: config)
+            let root = URL(fileURLWithPath: arguments.string("runs") ?? "Runs")
+            if let runName = arguments.string("name") {
+                runDirectory = try RunDirectory.create(root: root, name: runName, config: config)
+            } else {
+                runDirectory = try RunDirectory.createUnique(root: root, baseName: "\(config.name)-\(compactTimestamp())", config: config)
+            }
         }
 
         let trainer = try Trainer(config: config, sources: data.trainingSources, run: runDirectory, resume: run != nil)

@@ -141,6 +141,19 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testUniqueRunNamesGetSuffixes() throws {
+        let names = try (0..<3).map { _ in
+            try RunDirectory.createUnique(root: folder, baseName: "tiny-20261204-215003", config: tinyConfig()).url.lastPathComponent
+        }
+        XCTAssertEqual(names, ["tiny-20261204-215003", "tiny-20261204-215003-2", "tiny-20261204-215003-3"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("tiny-20261204-215003-3/config.json").path))
+
+        XCTAssertThrowsError(try RunDirectory.create(root: folder, name: "tiny-20261204-215003", config: tinyConfig())) { error in
+            XCTAssertEqual(error as? RunError, .alreadyExists(path: folder.appendingPathComponent("tiny-20261204-215003").path))
+            XCTAssertTrue("\(error)".contains("--resume"), "\(error)")
+        }
+    }
+
     func testTruncationDropsRowsAfterCheckpoint() throws {
         let run = try RunDirectory.create(root: folder, name: "cut", config: tinyConfig())
         try run.append("1,1,0.5,10,0.1,\n2,1,0.4,20,0.1,\n3,2,0.3,30,0.1,\n", to: run.stepsURL)

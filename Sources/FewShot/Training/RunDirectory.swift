@@ -68,18 +68,47 @@ public struct RunDirectory: Sendable {
     /// Creates `root/name` with the resolved config and empty CSV files; the folder must not exist.
     public static func create(root: URL, name: String, config: TrainingConfig) throws -> RunDirectory {
         let run = RunDirectory(url: root.appendingPathComponent(name))
-        if FileManager.default.fileExists(atPath: run.url.path) {
-            throw RunError.alreadyExists(path: run.url.path)
-        }
-        do {
-            try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
-            try Data((config.jsonText() + "\n").utf8).write(to: run.configURL)
-            try Data((metricsHeader + "\n").utf8).write(to: run.metricsURL)
-            try Data((stepsHeader + "\n").utf8).write(to: run.stepsURL)
-        } catch {
-            throw RunError.writeFailed(path: run.url.path, reason: describeFileError(error))
-        }
+        guard try claimFolder(run.url) else { throw RunError.alreadyExists(path: run.url.path) }
+        try run.writeInitialFiles(config: config)
         return run
+    }
+
+    /// Creates `root/baseName` like `create`, or `baseName-2`, `baseName-3` and
+    /// so on when that folder exists, as it does for runs started in the same second.
+    public static func createUnique(root: URL, baseName: String, config: TrainingConfig) throws -> RunDirectory {
+        for suffix in 1...10_000 {
+            let run = RunDirectory(url: root.appendingPathComponent(suffix == 1 ? baseName : "\(baseName)-\(suffix)"))
+            if try claimFolder(run.url) {
+                try run.writeInitialFiles(config: config)
+                return run
+            }
+        }
+        throw RunError.alreadyExists(path: root.appendingPathComponent("\(baseName)-10000").path)
+    }
+
+    /// Creates the folder `url` and its parents. Returns false when `url`
+    /// already exists; the final mkdir fails if another process made it first,
+    /// so two runs never share a folder.
+    private static func claimFolder(_ url: URL) throws -> Bool {
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if FileManager.default.fileExists(atPath: url.path) { return false }
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: false)
+            return true
+        } catch {
+            if FileManager.default.fileExists(atPath: url.path) { return false }
+            throw RunError.writeFailed(path: url.path, reason: describeFileError(error))
+        }
+    }
+
+    private func writeInitialFiles(config: TrainingConfig) throws {
+        do {
+            try Data((config.jsonText() + "\n").utf8).write(to: configURL)
+            try Data((Self.metricsHeader + "\n").utf8).write(to: metricsURL)
+            try Data((Self.stepsHeader + "\n").utf8).write(to: stepsURL)
+        } catch {
+            throw RunError.writeFailed(path: url.path, reason: describeFileError(error))
+        }
     }
 
     /// Opens an existing run folder, checking that it has a config.
