@@ -75,7 +75,7 @@ final class CommandLineTests: XCTestCase {
 
     func testEvalWithoutRunsSaysHowToTrain() throws {
         let result = try runTool(["eval", "--shots", "1"], in: workspace.url)
-        assertFailure(result, status: 1, mentions: ["no runs found", "fewshot train"])
+        assertFailure(result, status: 1, mentions: ["no runs found", "fewshot train", "\(workspace.url.path)/Runs does not exist"])
     }
 
     func testCorruptCheckpointIsRejected() throws {

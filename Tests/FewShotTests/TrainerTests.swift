@@ -139,6 +139,16 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try RunDirectory.mostRecent(in: folder.appendingPathComponent("empty"))) { error in
             XCTAssertTrue("\(error)".contains("no runs found"), "\(error)")
         }
+        let missing = folder.appendingPathComponent("empty")
+        XCTAssertThrowsError(try RunDirectory.mostRecent(in: missing)) { error in
+            XCTAssertEqual(error as? RunError, .runsFolderNotFound(root: missing.path))
+            XCTAssertTrue("\(error)".contains("the folder \(missing.path) does not exist"), "\(error)")
+        }
+        let empty = folder.appendingPathComponent("really-empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try RunDirectory.mostRecent(in: empty)) { error in
+            XCTAssertEqual(error as? RunError, .noRuns(root: empty.path))
+        }
     }
 
     func testUniqueRunNamesGetSuffixes() throws {

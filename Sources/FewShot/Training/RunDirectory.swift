@@ -5,6 +5,7 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
     case alreadyExists(path: String)
     case notARun(path: String)
     case noRuns(root: String)
+    case runsFolderNotFound(root: String)
     /// Run folders exist under `root`, but none has a best checkpoint; `newest` is the most recently started.
     case noCheckpoint(root: String, newest: String)
     case writeFailed(path: String, reason: String)
@@ -18,6 +19,8 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
             return "run folder \(path) already exists; resume it with 'fewshot train --resume \(path)' or choose another --name"
         case let .notARun(path):
             return "\(path) is not a run folder (it has no config.json); pass a folder under Runs/ that 'fewshot train' created"
+        case let .runsFolderNotFound(root):
+            return "no runs found: the folder \(root) does not exist; train one with 'fewshot train --config Configs/cifarfs-quick.json', or pass --runs <dir> or --checkpoint <file>"
         case let .noRuns(root):
             return "no runs found in \(root); train one with 'fewshot train --config Configs/cifarfs-quick.json' or pass --checkpoint"
         case let .noCheckpoint(root, newest):
@@ -123,6 +126,10 @@ public struct RunDirectory: Sendable {
     /// runs that have a best.safetensors count, so a run stopped in its first
     /// epoch does not hide an older finished one.
     public static func mostRecent(in root: URL, requiringBestCheckpoint: Bool = false) throws -> RunDirectory {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw RunError.runsFolderNotFound(root: root.path)
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         var newest: (date: Date, run: RunDirectory)? = nil
         var newestWithCheckpoint: (date: Date, run: RunDirectory)? = nil
