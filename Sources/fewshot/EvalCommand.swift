@@ -76,7 +76,7 @@ enum EvalCommand: Command {
                 "checkpoint": checkpointURL.path, "checkpoint_epoch": checkpoint.epoch, "checkpoint_step": checkpoint.step,
                 "dataset": config.data.dataset, "head": config.head.kind, "seed": seed,
             ])
-            let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             let url = run.evaluationURL(shot: shot)
             try json.write(to: url, options: .atomic)
             print("wrote \(url.path)")

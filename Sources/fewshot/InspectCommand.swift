@@ -33,7 +33,7 @@ enum InspectCommand: Command {
         }
 
         if arguments.flag("json") {
-            let data = try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: summary.jsonObject, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         } else if isReadable {
             printText(summary)

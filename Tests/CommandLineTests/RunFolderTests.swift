@@ -130,6 +130,12 @@ final class RunFolderTests: XCTestCase {
         XCTAssertTrue(overridden.standardOutput.contains("CIFAR-FS test, 3-way 1-shot, 2 queries per class, 2 episodes: accuracy"),
                       overridden.standardOutput)
 
+        let runs = try FileManager.default.contentsOfDirectory(atPath: workspace.url.appendingPathComponent("Runs").path)
+        XCTAssertEqual(runs.count, 1)
+        let written = readText(workspace.url.appendingPathComponent("Runs/\(runs.first ?? "")/eval-1shot.json"))
+        XCTAssertTrue(written.contains("\"checkpoint\" : \"\(workspace.url.path)/Runs/"), written)
+        XCTAssertFalse(written.contains("\\/"), "slashes are not escaped: \(written)")
+
         let help = try runTool(["eval", "--help"], in: workspace.url)
         XCTAssertTrue(help.standardOutput.contains("(default: the checkpoint config's test.episodes)"), help.standardOutput)
     }
@@ -154,6 +160,7 @@ final class RunFolderTests: XCTestCase {
             XCTAssertEqual(object?["verified"] as? Bool, false, json.standardOutput)
             XCTAssertTrue((object?["verification_error"] as? String)?.contains(reason) == true, json.standardOutput)
             XCTAssertEqual(object?["path"] as? String, file.path)
+            XCTAssertFalse(json.standardOutput.contains("\\/"), "slashes are not escaped: \(json.standardOutput)")
 
             let text = try runTool(["inspect", file.path], in: workspace.url)
             XCTAssertEqual(text.status, 1, text.standardError)

@@ -17,6 +17,15 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    func testJSONTextKeepsSlashes() throws {
+        var config = TrainingConfig()
+        config.data.root = "/data/cifar-100-binary"
+        let text = config.jsonText()
+        XCTAssertTrue(text.contains("\"root\" : \"/data/cifar-100-binary\""), text)
+        XCTAssertFalse(text.contains("\\/"), text)
+        XCTAssertEqual(try parse(text), config)
+    }
+
     func testEmptyObjectIsFullRecipe() throws {
         let config = try parse("{}")
         XCTAssertEqual(config, TrainingConfig())

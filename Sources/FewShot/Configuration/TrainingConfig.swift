@@ -350,7 +350,7 @@ extension TrainingConfig {
 
     /// Returns the resolved configuration as pretty-printed JSON with sorted keys.
     public func jsonText() -> String {
-        let data = try! JSONSerialization.data(withJSONObject: jsonObject, options: [.prettyPrinted, .sortedKeys])
+        let data = try! JSONSerialization.data(withJSONObject: jsonObject, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
 
