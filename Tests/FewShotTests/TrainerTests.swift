@@ -151,6 +151,31 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testLogRateMatchesMetricsRate() throws {
+        var config = tinyConfig(head: "prototypical")
+        config.training.logEverySteps = 1
+        let run = try RunDirectory.create(root: folder, name: "rates", config: config)
+        let trainer = try Trainer(config: config, sources: sources, run: run, resume: false)
+        var lastStepLines: [String] = []
+        trainer.onLog = { line, kind in
+            if kind == .step && line.contains("step 2/2 ") { lastStepLines.append(line) }
+        }
+        try trainer.train()
+
+        let logged = lastStepLines.map { line -> Double in
+            let words = line.split(separator: " ")
+            guard let index = words.firstIndex(of: "images/s"), index > 0 else { return .nan }
+            return Double(words[index - 1]) ?? .nan
+        }
+        let recorded = run.readMetrics().map { $0["images_per_second"] ?? .nan }
+        XCTAssertEqual(logged.count, 3)
+        XCTAssertEqual(recorded.count, 3)
+        // The log rounds to 0.1 and metrics.csv to 0.01, so the two agree to 0.05 plus rounding slack.
+        for (epoch, (log, metrics)) in zip(logged, recorded).enumerated() {
+            XCTAssertEqual(log, metrics, accuracy: 0.051, "epoch \(epoch + 1)")
+        }
+    }
+
     func testUniqueRunNamesGetSuffixes() throws {
         let names = try (0..<3).map { _ in
             try RunDirectory.createUnique(root: folder, baseName: "tiny-20261204-215003", config: tinyConfig()).url.lastPathComponent

@@ -28,6 +28,8 @@ public struct StepProgress: Sendable {
     public var loss: Double
     /// Mean training accuracy of the epoch so far, in percent.
     public var accuracyPercent: Double
+    /// Training images per second over this epoch's steps so far, validation
+    /// excluded; its value after the last step is metrics.csv's images_per_second.
     public var imagesPerSecond: Double
     /// Estimated seconds until the run ends, validation included.
     public var etaSeconds: Double
@@ -151,6 +153,7 @@ public final class Trainer {
             let epochStart = Date()
             var lossSum = 0.0, accuracySum = 0.0, residualSum = 0.0
             var residualCount = 0
+            var trainSeconds = 0.0
 
             for stepInEpoch in 1...training.stepsPerEpoch {
                 let step = (epoch - 1) * training.stepsPerEpoch + stepInEpoch
@@ -166,6 +169,7 @@ public final class Trainer {
                 try run.append(String(format: "%d,%d,%.17g,%.4f,%.6g,", step, epoch, result.loss, result.accuracy * 100, learningRate) + residualText + "\n", to: run.stepsURL)
 
                 sessionSteps += 1
+                trainSeconds = Date().timeIntervalSince(epochStart)
                 let elapsed = Date().timeIntervalSince(sessionStart)
                 let secondsPerStep = elapsed / Double(sessionSteps)
                 let epochsLeft = Double(training.epochs - epoch)
@@ -173,7 +177,7 @@ public final class Trainer {
                     epoch: epoch, epochs: training.epochs, stepInEpoch: stepInEpoch, stepsPerEpoch: training.stepsPerEpoch,
                     step: step, totalSteps: totalSteps, loss: lossSum / Double(stepInEpoch),
                     accuracyPercent: accuracySum / Double(stepInEpoch) * 100,
-                    imagesPerSecond: Double(imagesPerStep) / secondsPerStep,
+                    imagesPerSecond: Double(imagesPerStep * stepInEpoch) / trainSeconds,
                     etaSeconds: Double(totalSteps - step) * secondsPerStep + (epochsLeft + 1) * lastValidationSeconds)
                 onProgress(progress)
                 if stepInEpoch % training.logEverySteps == 0 || stepInEpoch == training.stepsPerEpoch {
@@ -188,8 +192,6 @@ public final class Trainer {
                 // them repeats the uninterrupted run exactly.
                 if isInterrupted() { throw try interruption(epoch: epoch, step: step) }
             }
-            let trainSeconds = Date().timeIntervalSince(epochStart)
-
             let validationStart = Date()
             let validation = try evaluate(
                 model, source: sources.validation, way: config.validation.way, shot: config.validation.shot,
