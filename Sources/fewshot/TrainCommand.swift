@@ -20,10 +20,13 @@ enum TrainCommand: Command {
     static let discussion = """
         Writes Runs/<name>/: config.json (resolved), log.txt, metrics.csv (one row per
         epoch), steps.csv (one row per step), last.safetensors, best.safetensors (best
-        validation accuracy) and curves.png. SIGINT (Ctrl-C) or SIGTERM stops the run after
-        the current step, logs where it stopped and exits with 130 or 143; a second signal
-        ends it at once. Resuming continues from the checkpoint of the last finished epoch. On a terminal a progress bar shows rate
+        validation accuracy) and curves.png. On a terminal a progress bar shows rate
         and ETA on stderr; otherwise a log line is printed every training.logEverySteps.
+        Both report training images per second over the epoch's steps, as metrics.csv does.
+
+        SIGINT (Ctrl-C) or SIGTERM stops the run after the current step, logs where it
+        stopped and exits with 130 or 143; a second signal ends it at once. Resuming
+        continues from the checkpoint of the last finished epoch.
 
         EXAMPLES:
           fewshot train --config Configs/cifarfs-quick.json
