@@ -24,9 +24,10 @@ enum TrainCommand: Command {
         and ETA on stderr; otherwise a log line is printed every training.logEverySteps.
         Both report training images per second over the epoch's steps, as metrics.csv does.
 
-        SIGINT (Ctrl-C) or SIGTERM stops the run after the current step, logs where it
-        stopped and exits with 130 or 143; a second signal ends it at once. Resuming
-        continues from the checkpoint of the last finished epoch.
+        SIGINT (Ctrl-C) or SIGTERM stops the run after the current step, writes
+        last.safetensors, logs where it stopped and exits with 130 or 143; a second
+        signal ends it at once. Resuming continues at the next step, exactly as if
+        the run had not stopped.
 
         EXAMPLES:
           fewshot train --config Configs/cifarfs-quick.json

@@ -84,9 +84,12 @@ final class RunFolderTests: XCTestCase {
 
     func testSignalStopsTrainingWithResumeHint() throws {
         let config = try writeTinyConfig(epochs: 3, steps: 4)
+        let common = ["--data", workspace.data.path, "--threads", "2"]
+        let whole = try runTool(["train", "--config", config.path, "--name", "whole"] + common, in: workspace.url)
+        XCTAssertEqual(whole.status, 0, whole.standardError)
+
         for (signalNumber, status, name) in [(SIGINT, Int32(130), "interrupted"), (SIGTERM, Int32(143), "terminated")] {
-            let (process, _, errorURL) = try startTool(
-                ["train", "--config", config.path, "--data", workspace.data.path, "--name", name], in: workspace.url)
+            let (process, _, errorURL) = try startTool(["train", "--config", config.path, "--name", name] + common, in: workspace.url)
             let run = workspace.url.appendingPathComponent("Runs/\(name)")
 
             // Signal once epoch 1 is checkpointed and epoch 2 is under way.
@@ -108,12 +111,28 @@ final class RunFolderTests: XCTestCase {
             XCTAssertTrue(readText(run.appendingPathComponent("log.txt")).contains("interrupted at epoch 2, step "))
         }
 
+        // Resuming continues after the interrupted step and repeats the uninterrupted run exactly.
         let run = workspace.url.appendingPathComponent("Runs/interrupted")
-        let resumed = try runTool(["train", "--resume", run.path], in: workspace.url)
+        let resumed = try runTool(["train", "--resume", run.path, "--threads", "2"], in: workspace.url)
         XCTAssertEqual(resumed.status, 0, resumed.standardError)
-        XCTAssertTrue(resumed.standardOutput.contains("resuming interrupted after epoch 1"), resumed.standardOutput)
-        let steps = readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").dropFirst().map { $0.split(separator: ",")[0] }
-        XCTAssertEqual(steps, (1...12).map { Substring(String($0)) })
+        XCTAssertTrue(resumed.standardOutput.contains("resuming interrupted at step "), resumed.standardOutput)
+        XCTAssertTrue(resumed.standardOutput.contains(", inside epoch 2, from "), resumed.standardOutput)
+
+        func stepLosses(_ name: String) -> [String] {
+            readText(workspace.url.appendingPathComponent("Runs/\(name)/steps.csv")).split(separator: "\n").dropFirst().map { line in
+                let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+                return fields[0] + "," + fields[2]
+            }
+        }
+        XCTAssertEqual(stepLosses("whole").count, 12)
+        XCTAssertEqual(stepLosses("interrupted"), stepLosses("whole"), "step losses after resume equal the uninterrupted run's")
+
+        func epochColumns(_ name: String) -> [String] {
+            readText(workspace.url.appendingPathComponent("Runs/\(name)/metrics.csv")).split(separator: "\n").dropFirst().map { line in
+                line.split(separator: ",", omittingEmptySubsequences: false)[0...7].joined(separator: ",")
+            }
+        }
+        XCTAssertEqual(epochColumns("interrupted"), epochColumns("whole"), "losses, accuracies and residuals per epoch")
     }
 
     func testEvalDefaultsComeFromTestSection() throws {

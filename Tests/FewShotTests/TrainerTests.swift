@@ -176,6 +176,18 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testPartialEpochRoundTripsExactly() {
+        var sums = Trainer.PartialEpoch()
+        sums.lossSum = 1.0 / 3.0
+        sums.accuracySum = 0.1 + 0.2
+        sums.residualSum = 1e-300
+        sums.residualCount = 7
+        sums.trainSeconds = 12.345678901234567
+        XCTAssertEqual(Trainer.PartialEpoch(text: sums.text), sums)
+        XCTAssertNil(Trainer.PartialEpoch(text: "1,2,3"))
+        XCTAssertNil(Trainer.PartialEpoch(text: "a,b,c,d,e"))
+    }
+
     func testUniqueRunNamesGetSuffixes() throws {
         let names = try (0..<3).map { _ in
             try RunDirectory.createUnique(root: folder, baseName: "tiny-20261204-215003", config: tinyConfig()).url.lastPathComponent

@@ -58,8 +58,8 @@ public enum LogKind: Sendable {
 ///
 /// A non-finite loss, embedding or LP diagnostic stops training with
 /// `RunError.nonFinite`, which names the epoch and step. Checkpoints are
-/// written only after an epoch finishes with finite parameters, so the last
-/// good one stays as it was.
+/// written only with finite parameters, after an epoch finishes or on
+/// interruption, so the last good one stays as it was.
 public final class Trainer {
     public let config: TrainingConfig
     public let run: RunDirectory
@@ -69,14 +69,19 @@ public final class Trainer {
     public var onLog: (String, LogKind) -> Void = { _, _ in }
     /// Receives the state after every optimizer step.
     public var onProgress: (StepProgress) -> Void = { _ in }
-    /// Polled after every optimizer step and after every epoch's checkpoint;
-    /// returning true stops training with `RunError.interrupted`.
+    /// Polled after every optimizer step and after every epoch's checkpoint.
+    /// Returning true writes the last checkpoint (inside an epoch, with its
+    /// running sums) and stops training with `RunError.interrupted`.
     public var isInterrupted: () -> Bool = { false }
     /// Test hook: returning true for a step index makes that step's loss NaN.
     var faultInjection: ((Int) -> Bool)? = nil
 
     private let sources: TrainingSources
     private var startEpoch = 0
+    /// Steps finished before this session: `startEpoch` whole epochs, plus the
+    /// steps of `partialEpoch` when the run was interrupted inside an epoch.
+    private var startStep = 0
+    private var partialEpoch: PartialEpoch? = nil
     /// True when a resumed run had no checkpoint and starts again from step 0.
     private var restartsFromStepZero = false
     private var bestAccuracy = -Double.infinity
@@ -85,6 +90,36 @@ public final class Trainer {
     private let headSeed: UInt64
 
     static let bestAccuracyKey = "best_validation_accuracy_percent"
+    static let partialEpochKey = "partial_epoch"
+
+    /// The running sums of an epoch that an interruption stopped, stored in
+    /// the interruption's checkpoint so that resuming finishes the epoch with
+    /// the same metrics row as an uninterrupted run.
+    struct PartialEpoch: Equatable {
+        var lossSum = 0.0
+        var accuracySum = 0.0
+        var residualSum = 0.0
+        var residualCount = 0
+        var trainSeconds = 0.0
+
+        /// The sums as bit patterns, so they round-trip exactly.
+        var text: String {
+            [lossSum.bitPattern, accuracySum.bitPattern, residualSum.bitPattern, UInt64(residualCount), trainSeconds.bitPattern]
+                .map(String.init).joined(separator: ",")
+        }
+
+        init() {}
+
+        init?(text: String) {
+            let words = text.split(separator: ",").compactMap { UInt64($0) }
+            guard words.count == 5 else { return nil }
+            lossSum = Double(bitPattern: words[0])
+            accuracySum = Double(bitPattern: words[1])
+            residualSum = Double(bitPattern: words[2])
+            residualCount = Int(words[3])
+            trainSeconds = Double(bitPattern: words[4])
+        }
+    }
 
     /// Prepares a run: a new one, or with `resume` the continuation of the
     /// run's last checkpoint (with its steps.csv and metrics.csv cut back to it).
@@ -110,6 +145,15 @@ public final class Trainer {
         } else if resume {
             let checkpoint = try model.load(from: run.lastCheckpointURL, optimizer: optimizer)
             startEpoch = checkpoint.epoch
+            startStep = checkpoint.step
+            if startStep > startEpoch * config.training.stepsPerEpoch {
+                guard let text = checkpoint.extra[Self.partialEpochKey], let partial = PartialEpoch(text: text) else {
+                    throw CheckpointError.invalidMetadata(
+                        path: run.lastCheckpointURL.path, key: Self.partialEpochKey,
+                        reason: "step \(startStep) lies inside epoch \(startEpoch + 1) but the epoch's running sums are missing or invalid")
+                }
+                partialEpoch = partial
+            }
             bestAccuracy = checkpoint.metrics[Self.bestAccuracyKey] ?? -Double.infinity
             try run.truncateRows(of: run.stepsURL, header: RunDirectory.stepsHeader, keepingFirstColumnAtMost: checkpoint.step)
             try run.truncateRows(of: run.metricsURL, header: RunDirectory.metricsHeader, keepingFirstColumnAtMost: checkpoint.epoch)
@@ -122,9 +166,10 @@ public final class Trainer {
         let training = config.training
         let totalSteps = training.epochs * training.stepsPerEpoch
         let imagesPerStep = training.episodesPerStep * training.way * (training.shot + training.query)
-        let startStep = startEpoch * training.stepsPerEpoch
 
-        if startEpoch > 0 {
+        if partialEpoch != nil {
+            try log("resuming \(run.url.lastPathComponent) at step \(startStep), inside epoch \(startEpoch + 1), from \(run.lastCheckpointURL.path)")
+        } else if startEpoch > 0 {
             try log("resuming \(run.url.lastPathComponent) after epoch \(startEpoch) (step \(startStep)) from \(run.lastCheckpointURL.path)")
         } else {
             if restartsFromStepZero {
@@ -151,33 +196,35 @@ public final class Trainer {
             let learningRate = config.optimizer.learningRate(epoch: epoch)
             optimizer.learningRate = Float(learningRate)
             let epochStart = Date()
-            var lossSum = 0.0, accuracySum = 0.0, residualSum = 0.0
-            var residualCount = 0
-            var trainSeconds = 0.0
+            // An interrupted epoch continues with its running sums.
+            let resumed = epoch == startEpoch + 1 ? partialEpoch : nil
+            var sums = resumed ?? PartialEpoch()
+            let firstStep = startStep - (epoch - 1) * training.stepsPerEpoch + 1
+            let earlierSeconds = sums.trainSeconds
 
-            for stepInEpoch in 1...training.stepsPerEpoch {
+            for stepInEpoch in stride(from: resumed == nil ? 1 : firstStep, through: training.stepsPerEpoch, by: 1) {
                 let step = (epoch - 1) * training.stepsPerEpoch + stepInEpoch
                 let batch = loader.next()
                 let result = try trainStep(batch, epoch: epoch, step: step)
-                lossSum += result.loss
-                accuracySum += result.accuracy
+                sums.lossSum += result.loss
+                sums.accuracySum += result.accuracy
                 if let residual = result.meanResidual {
-                    residualSum += residual
-                    residualCount += 1
+                    sums.residualSum += residual
+                    sums.residualCount += 1
                 }
                 let residualText = result.maximumResidual.map { String(format: "%.6g", $0) } ?? ""
                 try run.append(String(format: "%d,%d,%.17g,%.4f,%.6g,", step, epoch, result.loss, result.accuracy * 100, learningRate) + residualText + "\n", to: run.stepsURL)
 
                 sessionSteps += 1
-                trainSeconds = Date().timeIntervalSince(epochStart)
+                sums.trainSeconds = earlierSeconds + Date().timeIntervalSince(epochStart)
                 let elapsed = Date().timeIntervalSince(sessionStart)
                 let secondsPerStep = elapsed / Double(sessionSteps)
                 let epochsLeft = Double(training.epochs - epoch)
                 let progress = StepProgress(
                     epoch: epoch, epochs: training.epochs, stepInEpoch: stepInEpoch, stepsPerEpoch: training.stepsPerEpoch,
-                    step: step, totalSteps: totalSteps, loss: lossSum / Double(stepInEpoch),
-                    accuracyPercent: accuracySum / Double(stepInEpoch) * 100,
-                    imagesPerSecond: Double(imagesPerStep * stepInEpoch) / trainSeconds,
+                    step: step, totalSteps: totalSteps, loss: sums.lossSum / Double(stepInEpoch),
+                    accuracyPercent: sums.accuracySum / Double(stepInEpoch) * 100,
+                    imagesPerSecond: Double(imagesPerStep * stepInEpoch) / sums.trainSeconds,
                     etaSeconds: Double(totalSteps - step) * secondsPerStep + (epochsLeft + 1) * lastValidationSeconds)
                 onProgress(progress)
                 if stepInEpoch % training.logEverySteps == 0 || stepInEpoch == training.stepsPerEpoch {
@@ -187,11 +234,14 @@ public final class Trainer {
                         progress.accuracyPercent, learningRate, progress.imagesPerSecond)
                         + " ETA " + formatDuration(progress.etaSeconds), kind: .step)
                 }
-                // NOTE: the steps of an unfinished epoch are lost on interruption,
-                // because checkpoints are written only at epoch ends, where resuming
-                // them repeats the uninterrupted run exactly.
-                if isInterrupted() { throw try interruption(epoch: epoch, step: step) }
+                if isInterrupted() {
+                    try saveInterruptionCheckpoint(epoch: epoch, step: step, sums: sums)
+                    throw try interruption(epoch: epoch, step: step)
+                }
             }
+            let (lossSum, accuracySum, trainSeconds) = (sums.lossSum, sums.accuracySum, sums.trainSeconds)
+            let (residualSum, residualCount) = (sums.residualSum, sums.residualCount)
+
             let validationStart = Date()
             let validation = try evaluate(
                 model, source: sources.validation, way: config.validation.way, shot: config.validation.shot,
@@ -283,16 +333,31 @@ public final class Trainer {
     /// Writes the last checkpoint, and the best one when `isBest`, after
     /// checking that every parameter is finite.
     private func saveCheckpoints(epoch: Int, step: Int, metrics: [String: Double], isBest: Bool) throws {
-        for parameter in model.trainableParameters where !parameter.value.scalars.allSatisfy(\.isFinite) {
-            let last = FileManager.default.fileExists(atPath: run.lastCheckpointURL.path) ? run.lastCheckpointURL.path : nil
-            throw RunError.nonFinite(epoch: epoch, step: step, what: "parameter \(parameter.name) is not finite", lastCheckpoint: last)
-        }
+        try checkParametersFinite(epoch: epoch, step: step)
         let checkpoint = model.checkpoint(optimizer: optimizer, epoch: epoch, step: step, metrics: metrics, extra: [:])
         let file = checkpoint.safetensorsFile()
         // Best before last: a crash between the two writes then leaves a last
         // checkpoint from the epoch before, whose resume redoes this epoch and its best write.
         if isBest { try file.write(to: run.bestCheckpointURL) }
         try file.write(to: run.lastCheckpointURL)
+    }
+
+    private func checkParametersFinite(epoch: Int, step: Int) throws {
+        for parameter in model.trainableParameters where !parameter.value.scalars.allSatisfy(\.isFinite) {
+            let last = FileManager.default.fileExists(atPath: run.lastCheckpointURL.path) ? run.lastCheckpointURL.path : nil
+            throw RunError.nonFinite(epoch: epoch, step: step, what: "parameter \(parameter.name) is not finite", lastCheckpoint: last)
+        }
+    }
+
+    /// Writes the last checkpoint after `step` inside `epoch`, with the
+    /// epoch's running sums, so that resuming continues at the next step.
+    /// The best checkpoint is left alone: it needs a validation at an epoch end.
+    private func saveInterruptionCheckpoint(epoch: Int, step: Int, sums: PartialEpoch) throws {
+        try checkParametersFinite(epoch: epoch, step: step)
+        let metrics = bestAccuracy.isFinite ? [Self.bestAccuracyKey: bestAccuracy] : [:]
+        let checkpoint = model.checkpoint(
+            optimizer: optimizer, epoch: epoch - 1, step: step, metrics: metrics, extra: [Self.partialEpochKey: sums.text])
+        try checkpoint.safetensorsFile().write(to: run.lastCheckpointURL)
     }
 
     /// Writes the interruption to log.txt (not to `onLog`: the caller reports the
