@@ -6,8 +6,8 @@ import Foundation
 ///
 /// Every random choice in the package (initial weights, episodes, augmentation,
 /// dropout masks, LP start points) draws from an instance of this type, so a run
-/// is reproducible from its seed, and `state` can be saved in a checkpoint and
-/// restored to continue the exact same stream.
+/// is reproducible from its seed. Saving `state` in a checkpoint and restoring it
+/// continues the exact same stream.
 public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable {
     /// The four state words; never all zero.
     public var state: (UInt64, UInt64, UInt64, UInt64)
