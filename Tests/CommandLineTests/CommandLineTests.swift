@@ -244,6 +244,38 @@ final class CommandLineTests: XCTestCase {
         assertFailure(rejected, status: 1, mentions: ["'apple'", "appears in 'train' and again in 'val'"])
     }
 
+    func testTooSmallSplitsAreRejectedBeforeRunFolder() throws {
+        // Validation classes of 12 images cannot give 5 support + 15 query images each.
+        let root = workspace.url.appendingPathComponent("png")
+        for (split, count) in [("train", 4), ("val", 12), ("test", 4)] {
+            for classIndex in 0..<3 {
+                let folder = root.appendingPathComponent("\(split)/\(split)\(classIndex)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for image in 0..<count {
+                    let pixels = [UInt8](repeating: UInt8(40 * classIndex + image), count: 3 * 32 * 32)
+                    try PNG.write(RGBImage(height: 32, width: 32, pixels: pixels), to: folder.appendingPathComponent("\(image).png"))
+                }
+            }
+        }
+        let png = try workspace.write("""
+            {"name": "png", "data": {"format": "png-folders", "root": "png"}, "backbone": {"widths": [4, 4, 8, 8]},
+             "training": {"way": 3, "shot": 2, "query": 2, "episodesPerStep": 1, "stepsPerEpoch": 1, "epochs": 1},
+             "validation": {"episodes": 1, "way": 3, "shot": 5, "query": 15}}
+            """, to: "png.json")
+        let small = try runTool(["train", "--config", png.path], in: workspace.url)
+        assertFailure(small, status: 1, mentions: [
+            "validation split: class 'val0' has 12 images, but validation.shot 5 + validation.query 15 need 20; lower validation.shot or validation.query, or add images"])
+
+        let custom = try workspace.write("""
+            {"name": "custom", "data": {"dataset": "custom", "split": {"train": [0, 1, 2, 9], "val": [3, 4, 5], "test": [6, 7, 8]}},
+             "training": {"way": 5}}
+            """, to: "custom.json")
+        let few = try runTool(["train", "--config", custom.path, "--data", workspace.data.path], in: workspace.url)
+        assertFailure(few, status: 1, mentions: ["train split has 4 classes, but training.way 5 needs at least 5", "lower training.way"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: workspace.url.appendingPathComponent("Runs").path),
+                       "no run folder is created for a split that is too small")
+    }
+
     func testResumeRejectsMismatchedCheckpoint() throws {
         let train = try runTool(["train", "--config", smokeConfig, "--data", workspace.data.path, "--name", "smoke"], in: workspace.url)
         XCTAssertEqual(train.status, 0, train.standardError)
