@@ -119,9 +119,19 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(eval.standardOutput.contains("checkpoint: "), eval.standardOutput)
         XCTAssertTrue(eval.standardOutput.contains("Runs/smoke/best.safetensors (epoch "), eval.standardOutput)
         XCTAssertTrue(eval.standardOutput.contains("CIFAR-FS test, 3-way 1-shot, 2 queries per class, 6 episodes: accuracy"), eval.standardOutput)
-        let evalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-1shot.json"))) as? [String: Any]
+        let evalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-best-1shot.json"))) as? [String: Any]
         XCTAssertEqual(evalJSON?["episodes"] as? Int, 6)
         XCTAssertNotNil(evalJSON?["interval95_percent"] as? Double)
+
+        // Testing last.safetensors writes its own file and leaves the best checkpoint's result alone.
+        let evalLast = try runTool(["eval", "--checkpoint", run.appendingPathComponent("last.safetensors").path, "--shots", "1",
+                                    "--episodes", "2", "--way", "3", "--query", "2", "--data", workspace.data.path], in: workspace.url)
+        XCTAssertEqual(evalLast.status, 0, evalLast.standardError)
+        XCTAssertTrue(evalLast.standardOutput.contains("wrote \(run.path)/eval-last-1shot.json"), evalLast.standardOutput)
+        let bestAfter = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-best-1shot.json"))) as? [String: Any]
+        XCTAssertEqual(bestAfter?["episodes"] as? Int, 6)
+        let lastJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-last-1shot.json"))) as? [String: Any]
+        XCTAssertEqual(lastJSON?["episodes"] as? Int, 2)
 
         // embed writes one embedding per image: D = 8 channels x 2 x 2 for the smoke widths.
         let images = workspace.url.appendingPathComponent("images.safetensors")
