@@ -142,6 +142,12 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(embed.status, 0, embed.standardError)
         XCTAssertEqual(try SafetensorsFile.read(from: embeddings).tensors["embeddings"]?.shape, [3, 32])
 
+        // inspect accepts embed's output as a plain safetensors file and lists its tensor.
+        let inspectEmbeddings = try runTool(["inspect", embeddings.path], in: workspace.url)
+        XCTAssertEqual(inspectEmbeddings.status, 0, inspectEmbeddings.standardOutput)
+        XCTAssertTrue(inspectEmbeddings.standardOutput.contains("not a training checkpoint: no config metadata"), inspectEmbeddings.standardOutput)
+        XCTAssertTrue(inspectEmbeddings.standardOutput.contains("embeddings  F32"), inspectEmbeddings.standardOutput)
+
         // A truncated copy of the checkpoint is named as truncated by both commands.
         let bytes = try Data(contentsOf: run.appendingPathComponent("last.safetensors"))
         let truncated = workspace.url.appendingPathComponent("truncated.safetensors")
