@@ -23,7 +23,8 @@ enum EvalCommand: Command {
         to 1000 episodes, 5-way, 15 queries); the shot count is always --shots.
         Episode k depends only on the seed and k, so runs with the same seed see the same
         episodes. When the checkpoint lies in a run folder, the result is also written
-        there as eval-<shots>shot.json.
+        there as eval-<checkpoint>-<shots>shot.json, for example eval-best-5shot.json
+        for best.safetensors and eval-last-5shot.json for last.safetensors.
         """
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -77,7 +78,7 @@ enum EvalCommand: Command {
                 "dataset": config.data.dataset, "head": config.head.kind, "seed": seed,
             ])
             let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            let url = run.evaluationURL(shot: shot)
+            let url = run.evaluationURL(checkpoint: checkpointURL, shot: shot)
             try json.write(to: url, options: .atomic)
             print("wrote \(url.path)")
         }

@@ -10,7 +10,9 @@ enum InspectCommand: Command {
     ]
     static let discussion = """
         ARGUMENTS:
-          <checkpoint>              A .safetensors file written by 'fewshot train'.
+          <checkpoint>              A .safetensors file: a checkpoint written by 'fewshot train',
+                                    or any other safetensors file (such as 'fewshot embed'
+                                    output), which is checked for structure only.
 
         Prints every tensor with dtype, shape, min, max, mean, standard deviation
         and the count of non-finite elements. Exits with status 1 when the file
@@ -50,8 +52,10 @@ enum InspectCommand: Command {
         print("checkpoint: \(summary.path)")
         if let failure = summary.verificationFailure {
             print("verification: FAILED: \(failure)")
-        } else {
+        } else if summary.isTrainingCheckpoint {
             print("verification: ok (structure, checksum, metadata)")
+        } else {
+            print("verification: ok (safetensors structure); not a training checkpoint: no config metadata")
         }
     }
 

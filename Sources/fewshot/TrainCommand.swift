@@ -65,6 +65,11 @@ enum TrainCommand: Command {
         try fetchDataIfMissing(config.data, arguments: arguments)
         let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
         printDiagnostic("data: \(data.displayName), \(data.train.classCount) training, \(data.validation.classCount) validation and \(data.test.classCount) test classes")
+        // Too small a split stops the run here, before a run folder exists.
+        try data.checkTrainingEpisodes(config)
+        if let shortfall = data.testEpisodeShortfall(config) {
+            printDiagnostic("warning: \(shortfall); training goes on, but 'fewshot eval' needs --shots, --way or --query to fit")
+        }
 
         let runDirectory: RunDirectory
         if let run {

@@ -119,9 +119,19 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(eval.standardOutput.contains("checkpoint: "), eval.standardOutput)
         XCTAssertTrue(eval.standardOutput.contains("Runs/smoke/best.safetensors (epoch "), eval.standardOutput)
         XCTAssertTrue(eval.standardOutput.contains("CIFAR-FS test, 3-way 1-shot, 2 queries per class, 6 episodes: accuracy"), eval.standardOutput)
-        let evalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-1shot.json"))) as? [String: Any]
+        let evalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-best-1shot.json"))) as? [String: Any]
         XCTAssertEqual(evalJSON?["episodes"] as? Int, 6)
         XCTAssertNotNil(evalJSON?["interval95_percent"] as? Double)
+
+        // Testing last.safetensors writes its own file and leaves the best checkpoint's result alone.
+        let evalLast = try runTool(["eval", "--checkpoint", run.appendingPathComponent("last.safetensors").path, "--shots", "1",
+                                    "--episodes", "2", "--way", "3", "--query", "2", "--data", workspace.data.path], in: workspace.url)
+        XCTAssertEqual(evalLast.status, 0, evalLast.standardError)
+        XCTAssertTrue(evalLast.standardOutput.contains("wrote \(run.path)/eval-last-1shot.json"), evalLast.standardOutput)
+        let bestAfter = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-best-1shot.json"))) as? [String: Any]
+        XCTAssertEqual(bestAfter?["episodes"] as? Int, 6)
+        let lastJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-last-1shot.json"))) as? [String: Any]
+        XCTAssertEqual(lastJSON?["episodes"] as? Int, 2)
 
         // embed writes one embedding per image: D = 8 channels x 2 x 2 for the smoke widths.
         let images = workspace.url.appendingPathComponent("images.safetensors")
@@ -131,6 +141,12 @@ final class CommandLineTests: XCTestCase {
                                  "--images", images.path, "--output", embeddings.path], in: workspace.url)
         XCTAssertEqual(embed.status, 0, embed.standardError)
         XCTAssertEqual(try SafetensorsFile.read(from: embeddings).tensors["embeddings"]?.shape, [3, 32])
+
+        // inspect accepts embed's output as a plain safetensors file and lists its tensor.
+        let inspectEmbeddings = try runTool(["inspect", embeddings.path], in: workspace.url)
+        XCTAssertEqual(inspectEmbeddings.status, 0, inspectEmbeddings.standardOutput)
+        XCTAssertTrue(inspectEmbeddings.standardOutput.contains("not a training checkpoint: no config metadata"), inspectEmbeddings.standardOutput)
+        XCTAssertTrue(inspectEmbeddings.standardOutput.contains("embeddings  F32"), inspectEmbeddings.standardOutput)
 
         // A truncated copy of the checkpoint is named as truncated by both commands.
         let bytes = try Data(contentsOf: run.appendingPathComponent("last.safetensors"))
@@ -242,6 +258,38 @@ final class CommandLineTests: XCTestCase {
         let overlapping = try workspace.write(#"{"data": {"dataset": "custom", "split": {"train": ["apple"], "val": [0], "test": [6]}}}"#, to: "overlap.json")
         let rejected = try runTool(["train", "--config", overlapping.path, "--data", workspace.data.path], in: workspace.url)
         assertFailure(rejected, status: 1, mentions: ["'apple'", "appears in 'train' and again in 'val'"])
+    }
+
+    func testTooSmallSplitsAreRejectedBeforeRunFolder() throws {
+        // Validation classes of 12 images cannot give 5 support + 15 query images each.
+        let root = workspace.url.appendingPathComponent("png")
+        for (split, count) in [("train", 4), ("val", 12), ("test", 4)] {
+            for classIndex in 0..<3 {
+                let folder = root.appendingPathComponent("\(split)/\(split)\(classIndex)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for image in 0..<count {
+                    let pixels = [UInt8](repeating: UInt8(40 * classIndex + image), count: 3 * 32 * 32)
+                    try PNG.write(RGBImage(height: 32, width: 32, pixels: pixels), to: folder.appendingPathComponent("\(image).png"))
+                }
+            }
+        }
+        let png = try workspace.write("""
+            {"name": "png", "data": {"format": "png-folders", "root": "png"}, "backbone": {"widths": [4, 4, 8, 8]},
+             "training": {"way": 3, "shot": 2, "query": 2, "episodesPerStep": 1, "stepsPerEpoch": 1, "epochs": 1},
+             "validation": {"episodes": 1, "way": 3, "shot": 5, "query": 15}}
+            """, to: "png.json")
+        let small = try runTool(["train", "--config", png.path], in: workspace.url)
+        assertFailure(small, status: 1, mentions: [
+            "validation split: class 'val0' has 12 images, but validation.shot 5 + validation.query 15 need 20; lower validation.shot or validation.query, or add images"])
+
+        let custom = try workspace.write("""
+            {"name": "custom", "data": {"dataset": "custom", "split": {"train": [0, 1, 2, 9], "val": [3, 4, 5], "test": [6, 7, 8]}},
+             "training": {"way": 5}}
+            """, to: "custom.json")
+        let few = try runTool(["train", "--config", custom.path, "--data", workspace.data.path], in: workspace.url)
+        assertFailure(few, status: 1, mentions: ["train split has 4 classes, but training.way 5 needs at least 5", "lower training.way"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: workspace.url.appendingPathComponent("Runs").path),
+                       "no run folder is created for a split that is too small")
     }
 
     func testResumeRejectsMismatchedCheckpoint() throws {

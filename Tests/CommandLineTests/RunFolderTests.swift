@@ -151,7 +151,7 @@ final class RunFolderTests: XCTestCase {
 
         let runs = try FileManager.default.contentsOfDirectory(atPath: workspace.url.appendingPathComponent("Runs").path)
         XCTAssertEqual(runs.count, 1)
-        let written = readText(workspace.url.appendingPathComponent("Runs/\(runs.first ?? "")/eval-1shot.json"))
+        let written = readText(workspace.url.appendingPathComponent("Runs/\(runs.first ?? "")/eval-best-1shot.json"))
         XCTAssertTrue(written.contains("\"checkpoint\" : \"\(workspace.url.path)/Runs/"), written)
         XCTAssertFalse(written.contains("\\/"), "slashes are not escaped: \(written)")
 

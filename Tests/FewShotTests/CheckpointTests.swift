@@ -199,6 +199,26 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    func testPlainSafetensorsVerifiesAsStructureOnly() throws {
+        let url = folder.appendingPathComponent("embeddings.safetensors")
+        try SafetensorsFile(tensors: ["embeddings": SafetensorsTensor(Tensor(shape: [2, 3], repeating: 0.25))]).write(to: url)
+        let summary = try CheckpointSummary(contentsOf: url)
+        XCTAssertNil(summary.verificationFailure)
+        XCTAssertFalse(summary.isTrainingCheckpoint)
+        XCTAssertEqual(summary.tensors.map(\.name), ["embeddings"])
+        XCTAssertEqual(summary.jsonObject["training_checkpoint"] as? Bool, false)
+    }
+
+    func testCheckpointWithoutConfigStillFails() throws {
+        var file = sampleCheckpoint().safetensorsFile()
+        file.metadata["config"] = nil
+        let url = folder.appendingPathComponent("damaged.safetensors")
+        try file.write(to: url)
+        let summary = try CheckpointSummary(contentsOf: url)
+        XCTAssertTrue(summary.isTrainingCheckpoint)
+        XCTAssertNotNil(summary.verificationFailure)
+    }
+
     func testMissingFileIsUnreadable() {
         let url = folder.appendingPathComponent("absent.safetensors")
         XCTAssertThrowsError(try Checkpoint.read(from: url)) { error in

@@ -230,3 +230,49 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(orange.allSatisfy { $0 % image.width >= CurvesPicture.panelWidth }, "validation accuracy is drawn in the right panel only")
     }
 }
+
+/// The pre-flight check that a run's splits can supply their episodes.
+final class EpisodeSupplyTests: XCTestCase {
+    private func data(trainClasses: Int = 5, validationPerClass: Int = 20, testPerClass: Int = 20) -> BenchmarkData {
+        BenchmarkData(
+            displayName: "synthetic", root: URL(fileURLWithPath: "/tmp"),
+            train: syntheticSource(classes: trainClasses, perClass: 11, seed: 1),
+            validation: syntheticSource(classes: 5, perClass: validationPerClass, seed: 2),
+            test: syntheticSource(classes: 5, perClass: testPerClass, seed: 3))
+    }
+
+    private func config() -> TrainingConfig {
+        var config = TrainingConfig()
+        config.training.way = 5
+        config.training.shot = 5
+        config.training.query = 6
+        config.validation = .init(episodes: 1, way: 5, shot: 5, query: 15)
+        config.test = .init(episodes: 1, way: 5, shot: 5, query: 15)
+        return config
+    }
+
+    func testSplitsLargeEnoughPass() throws {
+        XCTAssertNoThrow(try data().checkTrainingEpisodes(config()))
+        XCTAssertNil(data().testEpisodeShortfall(config()))
+    }
+
+    func testTooFewTrainClassesNamesSplitAndKey() {
+        XCTAssertThrowsError(try data(trainClasses: 4).checkTrainingEpisodes(config())) { error in
+            XCTAssertEqual(error as? EpisodeSupplyError, .tooFewClasses(split: "train", classCount: 4, section: "training", way: 5))
+            XCTAssertEqual("\(error)", "train split has 4 classes, but training.way 5 needs at least 5; lower training.way or add classes to the train split")
+        }
+    }
+
+    func testTooFewValidationImagesNamesClassAndKeys() {
+        XCTAssertThrowsError(try data(validationPerClass: 12).checkTrainingEpisodes(config())) { error in
+            XCTAssertEqual("\(error)", "validation split: class 'class0' has 12 images, but validation.shot 5 + validation.query 15 need 20; lower validation.shot or validation.query, or add images")
+        }
+    }
+
+    func testTestSplitShortfallIsReportedSeparately() throws {
+        let small = data(testPerClass: 12)
+        XCTAssertNoThrow(try small.checkTrainingEpisodes(config()))
+        XCTAssertEqual(small.testEpisodeShortfall(config()),
+                       .tooFewImages(split: "test", className: "class0", imageCount: 12, section: "test", shot: 5, query: 15))
+    }
+}

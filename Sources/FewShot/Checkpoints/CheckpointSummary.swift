@@ -50,16 +50,28 @@ public struct CheckpointSummary: Sendable {
     public var tensors: [TensorStatistics]
     /// Nil when the file verified; otherwise the reason it did not.
     public var verificationFailure: String?
+    /// True when the file carries training-checkpoint metadata (format, config
+    /// or data checksum) and so was verified as a checkpoint, not only as safetensors.
+    public var isTrainingCheckpoint: Bool
+
+    /// Metadata keys that only a training checkpoint writes.
+    static let checkpointMetadataKeys: Set<String> = ["format", "config", "data_checksum"]
 
     /// Reads a file for inspection. A file that is not readable safetensors
     /// throws. A readable file that fails the checkpoint checks (checksum,
     /// metadata) is summarised with `verificationFailure` set, so its contents
-    /// can still be looked at.
+    /// can still be looked at. A safetensors file without any checkpoint
+    /// metadata, such as the output of `fewshot embed`, verifies as plain safetensors.
     public init(contentsOf url: URL) throws {
         let file = try SafetensorsFile.read(from: url)
         path = url.path
         metadata = file.metadata
         tensors = file.tensors.keys.sorted().map { TensorStatistics(name: $0, tensor: file.tensors[$0]!) }
+        isTrainingCheckpoint = !Self.checkpointMetadataKeys.isDisjoint(with: file.metadata.keys)
+        guard isTrainingCheckpoint else {
+            verificationFailure = nil
+            return
+        }
         do {
             _ = try Checkpoint(file, path: url.path)
             verificationFailure = nil
@@ -75,6 +87,7 @@ public struct CheckpointSummary: Sendable {
         metadata = [:]
         tensors = []
         verificationFailure = reason
+        isTrainingCheckpoint = false
     }
 
     /// The total number of elements in all tensors.
@@ -93,6 +106,7 @@ public struct CheckpointSummary: Sendable {
             "path": path,
             "verified": verificationFailure == nil,
             "verification_error": verificationFailure ?? NSNull(),
+            "training_checkpoint": isTrainingCheckpoint,
             "metadata": parsedMetadata,
             "tensors": tensors.map { statistics -> [String: Any] in
                 [

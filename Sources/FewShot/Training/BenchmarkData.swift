@@ -54,6 +54,64 @@ public struct BenchmarkData: Sendable {
     }
 
     public var trainingSources: TrainingSources { TrainingSources(train: train, validation: validation) }
+
+    /// Checks that the train and validation splits can supply the episodes
+    /// training draws from them (`training.*` and `validation.*`), so that a
+    /// split that is too small stops the run before its folder is created.
+    public func checkTrainingEpisodes(_ config: TrainingConfig) throws {
+        let training = config.training
+        if let shortfall = Self.episodeShortfall(
+            split: "train", source: train, section: "training", way: training.way, shot: training.shot, query: training.query) {
+            throw shortfall
+        }
+        let validationSection = config.validation
+        if let shortfall = Self.episodeShortfall(
+            split: "validation", source: validation, section: "validation",
+            way: validationSection.way, shot: validationSection.shot, query: validationSection.query) {
+            throw shortfall
+        }
+    }
+
+    /// Returns why the test split cannot supply `test.*` episodes, or nil when it can.
+    /// Training draws no test episodes, and `fewshot eval` can change the shape
+    /// with `--shots`, `--way` and `--query`, so this is a warning, not an error.
+    public func testEpisodeShortfall(_ config: TrainingConfig) -> EpisodeSupplyError? {
+        Self.episodeShortfall(
+            split: "test", source: test, section: "test", way: config.test.way, shot: config.test.shot, query: config.test.query)
+    }
+
+    /// Returns why `source` cannot supply episodes of `way` classes with
+    /// `shot + query` images each, naming the split and the config keys.
+    public static func episodeShortfall(
+        split: String, source: ImageSource, section: String, way: Int, shot: Int, query: Int
+    ) -> EpisodeSupplyError? {
+        if source.classCount < way {
+            return .tooFewClasses(split: split, classCount: source.classCount, section: section, way: way)
+        }
+        for classIndex in 0..<source.classCount where source.imageCount(inClass: classIndex) < shot + query {
+            return .tooFewImages(
+                split: split, className: source.classNames[classIndex], imageCount: source.imageCount(inClass: classIndex),
+                section: section, shot: shot, query: query)
+        }
+        return nil
+    }
+}
+
+/// A split that cannot supply the episodes a run or an evaluation draws from it.
+public enum EpisodeSupplyError: Error, CustomStringConvertible, Equatable {
+    /// The split has fewer classes than `<section>.way`.
+    case tooFewClasses(split: String, classCount: Int, section: String, way: Int)
+    /// A class of the split has fewer images than `<section>.shot + <section>.query`.
+    case tooFewImages(split: String, className: String, imageCount: Int, section: String, shot: Int, query: Int)
+
+    public var description: String {
+        switch self {
+        case let .tooFewClasses(split, classCount, section, way):
+            return "\(split) split has \(classCount) \(classCount == 1 ? "class" : "classes"), but \(section).way \(way) needs at least \(way); lower \(section).way or add classes to the \(split) split"
+        case let .tooFewImages(split, className, imageCount, section, shot, query):
+            return "\(split) split: class '\(className)' has \(imageCount) \(imageCount == 1 ? "image" : "images"), but \(section).shot \(shot) + \(section).query \(query) need \(shot + query); lower \(section).shot or \(section).query, or add images"
+        }
+    }
 }
 
 /// Sets the worker threads of the parallel loops and of OpenBLAS; 0 means every processor.

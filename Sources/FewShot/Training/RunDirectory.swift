@@ -47,7 +47,7 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
 /// | `last.safetensors` | the checkpoint after the latest finished epoch, or after the step at which the run was interrupted |
 /// | `best.safetensors` | the checkpoint with the best validation accuracy so far |
 /// | `curves.png` | loss and accuracy per epoch |
-/// | `eval-<shot>shot.json` | results of `fewshot eval` on this run |
+/// | `eval-<checkpoint>-<shot>shot.json` | results of `fewshot eval` on this run, for example `eval-best-5shot.json` |
 public struct RunDirectory: Sendable {
     public let url: URL
 
@@ -63,7 +63,11 @@ public struct RunDirectory: Sendable {
     public var bestCheckpointURL: URL { url.appendingPathComponent("best.safetensors") }
     public var curvesURL: URL { url.appendingPathComponent("curves.png") }
 
-    public func evaluationURL(shot: Int) -> URL { url.appendingPathComponent("eval-\(shot)shot.json") }
+    /// Returns where `fewshot eval` writes the result of `checkpoint` at `shot`
+    /// shots: `eval-best-5shot.json` for best.safetensors, `eval-last-5shot.json` for last.safetensors.
+    public func evaluationURL(checkpoint: URL, shot: Int) -> URL {
+        url.appendingPathComponent("eval-\(checkpoint.deletingPathExtension().lastPathComponent)-\(shot)shot.json")
+    }
 
     public static let metricsHeader = "epoch,step,learning_rate,train_loss,train_accuracy_percent,val_accuracy_percent,val_interval95_percent,lp_mean_residual,epoch_seconds,images_per_second"
     public static let stepsHeader = "step,epoch,loss,accuracy_percent,learning_rate,lp_max_residual"
