@@ -88,7 +88,7 @@ enum LPMatchingCommand: Command {
         print(String(format: "matching: %d problems, n = %d, m = %d, gamma %g, step %g; PGD learning rate %g, %d cycles; %d threads",
                      problems, templates, proposals, gamma, step, learningRate, cycles, threads))
         let table = TableLayout([("solver", 11), ("K", 4), ("mean dist", 9), ("median dist", 9), ("mean gap", 8),
-                                 ("rounded", 7), ("time ms", 8)])
+                                 ("rounded", 7), ("ms per batch", 12)])
         print(table.header)
         for iterations in iterationCounts {
             let options = PhysarumOptions(iterations: iterations, stepSize: step, zeroCostPerturbation: gamma,
