@@ -91,7 +91,7 @@ enum DataCheckCommand: Command {
                 print(splitSummary(benchmarkData.displayName, split, source))
                 imageCount += source.totalImageCount
             }
-            print("\(benchmarkData.displayName): all \(imageCount) images decoded, each \(benchmarkData.train.width) x \(benchmarkData.train.height) pixels")
+            print("\(benchmarkData.displayName): all \(counted(imageCount, "image")) decoded, each \(benchmarkData.train.width) x \(benchmarkData.train.height) pixels")
             return
         }
 
@@ -121,7 +121,7 @@ enum DataCheckCommand: Command {
         if skipChecksums {
             print("SHA256SUMS: skipped (--skip-checksums)")
         } else if let results = try SHA256.verifyChecksums(in: directory) {
-            print("SHA256SUMS: \(results.count) files match (\(results.map(\.fileName).joined(separator: ", ")))")
+            print("SHA256SUMS: \(counted(results.count, "file")) \(results.count == 1 ? "matches" : "match") (\(results.map(\.fileName).joined(separator: ", ")))")
         } else {
             print("SHA256SUMS: none in the folder, checksums not verified")
         }
