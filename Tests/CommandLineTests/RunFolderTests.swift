@@ -135,6 +135,18 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(epochColumns("interrupted"), epochColumns("whole"), "losses, accuracies and residuals per epoch")
     }
 
+    func testResumeOfMissingFolderSaysSo() throws {
+        let missing = try runTool(["train", "--resume", "Runs/nonexist"], in: workspace.url)
+        XCTAssertEqual(missing.status, 1, missing.standardError)
+        XCTAssertTrue(missing.standardError.contains("/Runs/nonexist does not exist"), missing.standardError)
+
+        let empty = workspace.url.appendingPathComponent("Runs/empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let notRun = try runTool(["train", "--resume", "Runs/empty"], in: workspace.url)
+        XCTAssertEqual(notRun.status, 1, notRun.standardError)
+        XCTAssertTrue(notRun.standardError.contains("/Runs/empty is not a run folder (it has no config.json)"), notRun.standardError)
+    }
+
     func testEvalDefaultsComeFromTestSection() throws {
         let config = try writeTinyConfig(test: #", "test": {"episodes": 3, "way": 4, "shot": 2, "query": 3}"#)
         let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path], in: workspace.url)
