@@ -88,8 +88,10 @@ final class ConfigTests: XCTestCase {
     }
 
     func testSplitMustMatchDataset() {
-        assertRejected(#"{"data": {"dataset": "custom"}}"#, mentions: ["'data.split'", "exactly when data.dataset is custom"])
-        assertRejected(#"{"data": {"split": {"train": [1], "val": [2], "test": [3]}}}"#, mentions: ["'data.split'"])
+        assertRejected(#"{"data": {"dataset": "custom"}}"#,
+                       mentions: ["'data.split' is missing", "class names or fine-label indices for each split", #""split": {"train": ["apple", 1, 2]"#])
+        assertRejected(#"{"data": {"split": {"train": [1], "val": [2], "test": [3]}}}"#,
+                       mentions: ["'data.split' is given, but data.dataset is cifarfs", "set data.dataset to custom"])
         assertRejected(#"{"data": {"dataset": "custom", "split": {"train": [true], "val": [2], "test": [3]}}}"#,
                        mentions: ["'data.split.train'", "fine labels"])
         assertRejected(#"{"data": {"dataset": "custom", "split": {"train": [1], "validation": [2], "test": [3]}}}"#,

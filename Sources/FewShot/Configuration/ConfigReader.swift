@@ -8,6 +8,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case unknownKey(path: String, key: String, allowed: [String])
     case wrongType(path: String, key: String, expected: String)
     case outOfRange(path: String, key: String, value: String, allowed: String)
+    /// Keys that contradict each other, or a key that another key makes necessary.
+    case inconsistent(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
             return "config \(path): key '\(key)' must be \(expected)"
         case let .outOfRange(path, key, value, allowed):
             return "config \(path): invalid value \(value) for '\(key)'; allowed: \(allowed)"
+        case let .inconsistent(path, reason):
+            return "config \(path): \(reason)"
         }
     }
 }
@@ -84,7 +88,7 @@ struct ConfigReader {
         return result
     }
 
-    /// Writes a range end as users type it: `10` rather than `10.0`, `0.5` as is.
+    /// Returns a range end as users type it: `10` rather than `10.0`, `0.5` as is.
     static func plainNumber(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
     }

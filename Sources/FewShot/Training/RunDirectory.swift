@@ -47,7 +47,7 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
 /// | `config.json` | the resolved configuration |
 /// | `log.txt` | every log line of the run, resumes included |
 /// | `metrics.csv` | one row per epoch: losses, accuracies, validation interval, timing |
-/// | `steps.csv` | one row per optimizer step: loss and accuracy at full precision |
+/// | `steps.csv` | one row per optimizer step: loss and accuracy, with the digits metrics.csv uses |
 /// | `last.safetensors` | the checkpoint after the latest finished epoch, or after the step at which the run was interrupted |
 /// | `best.safetensors` | the checkpoint with the best validation accuracy so far |
 /// | `curves.png` | loss and accuracy per epoch |
