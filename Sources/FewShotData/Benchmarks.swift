@@ -129,7 +129,12 @@ public struct CustomSplit: Sendable, Decodable, Equatable {
             for reference in references(split) {
                 let label = try dataset.fineLabel(for: reference)
                 if let previous = owner[label] {
-                    throw DataError(.invalidSplit, "custom split: class \(reference) ('\(dataset.fineLabelNames[label])') appears in '\(previous.rawValue)' and again in '\(split.rawValue)'; list each class in one split only")
+                    let described: String
+                    switch reference {
+                    case .label(let number): described = "\(number) ('\(dataset.fineLabelNames[label])')"
+                    case .name(let name): described = "'\(name)'"
+                    }
+                    throw DataError(.invalidSplit, "custom split: class \(described) appears in '\(previous.rawValue)' and again in '\(split.rawValue)'; list each class in one split only")
                 }
                 owner[label] = split
                 labels.append(label)

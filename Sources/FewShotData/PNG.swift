@@ -176,7 +176,7 @@ extension ImageSource {
                 let url = classURL.appendingPathComponent(file)
                 let image = try PNG.read(url)
                 guard image.height == height, image.width == width else {
-                    throw DataError(.invalidImageSize, "\(url.path) is \(image.width) x \(image.height) pixels, expected \(width) x \(height); resize it or set the configured image size to match")
+                    throw DataError(.invalidImageSize, "\(url.path) is \(image.width) x \(image.height) pixels, expected \(width) x \(height); resize it to \(width) x \(height) pixels")
                 }
                 pixels.append(contentsOf: image.pixels)
                 indices.append(imageCount)

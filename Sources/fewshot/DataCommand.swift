@@ -1,3 +1,4 @@
+import FewShot
 import FewShotData
 import Foundation
 import TensorCore
@@ -17,6 +18,12 @@ enum DataCommand: Command {
 let dataLocationOptions: [OptionSpec] = [
     OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
     OptionSpec(name: "config", valueName: "<file>", help: "JSON config whose data.root names the data folder.", defaultValue: "none, so data.root is \(DataLocator.defaultRoot)"),
+]
+
+/// `--data` and a `--config` whose whole data section (root, format, dataset, split) applies.
+let dataSectionOptions: [OptionSpec] = [
+    dataLocationOptions[0],
+    OptionSpec(name: "config", valueName: "<file>", help: "JSON config whose data section (root, format, dataset, split) chooses the data, as train reads it.", defaultValue: "none: CIFAR-100 binary at \(DataLocator.defaultRoot)"),
 ]
 
 /// Returns a locator from `--data`, the environment and `--config`'s `data.root`.
@@ -53,14 +60,57 @@ func readDataRoot(fromConfig path: String) throws -> String? {
 enum DataCheckCommand: Command {
     static let name = "check"
     static let abstract = "Validate the CIFAR-100 files and print each benchmark split's classes and images."
-    static let options: [OptionSpec] = dataLocationOptions + [
+    static let options: [OptionSpec] = dataSectionOptions + [
         .flag("skip-checksums", help: "Do not verify SHA256SUMS, even when the folder has one."),
     ]
-    static let discussion = "Checks record counts, labels and names, verifies SHA256SUMS when present, and lists CIFAR-FS and FC100."
+    static let discussion = """
+        Checks record counts, labels and names, verifies SHA256SUMS when present, and lists CIFAR-FS and FC100.
+        With --config it lists the configured dataset only: CIFAR-FS, FC100 or the custom data.split, or, for data.format png-folders, the train, val and test folders after decoding every image.
+        """
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.rejectPositionals()
-        let locator = try makeDataLocator(arguments)
+        guard let configPath = arguments.string("config") else {
+            let locator = try makeDataLocator(arguments)
+            let dataset = try checkBinaryFiles(locator, skipChecksums: arguments.flag("skip-checksums"))
+            for benchmark in FewShotBenchmark.allCases {
+                try printBenchmarkSplits(benchmark, in: dataset)
+            }
+            return
+        }
+
+        let data = try TrainingConfig.load(from: URL(fileURLWithPath: configPath)).data
+        let locator = DataLocator(flag: arguments.string("data"), configRoot: data.root)
+        if data.format == "png-folders" {
+            let (root, origin) = locator.candidate()
+            print("data: \(root.path) (from \(origin)), format png-folders")
+            let benchmarkData = try BenchmarkData.load(data, dataFlag: arguments.string("data"))
+            var imageCount = 0
+            for split in DataSplit.allCases {
+                let source = benchmarkData.source(split)
+                print(splitSummary(benchmarkData.displayName, split, source))
+                imageCount += source.totalImageCount
+            }
+            print("\(benchmarkData.displayName): all \(imageCount) images decoded, each \(benchmarkData.train.width) x \(benchmarkData.train.height) pixels")
+            return
+        }
+
+        let dataset = try checkBinaryFiles(locator, skipChecksums: arguments.flag("skip-checksums"))
+        if let custom = data.split {
+            let labels = try custom.resolvedLabels(in: dataset)
+            for split in DataSplit.allCases {
+                print(splitSummary("custom split", split, try custom.source(split, in: dataset)))
+            }
+            print("custom split: splits are disjoint, \(labels.values.map(\.count).reduce(0, +)) classes in all")
+        } else if let benchmark = FewShotBenchmark(rawValue: data.dataset) {
+            try printBenchmarkSplits(benchmark, in: dataset)
+        } else {
+            throw CommandFailure("config file '\(configPath)': data.dataset '\(data.dataset)' names no benchmark and the config has no data.split; set data.dataset to cifarfs or fc100, or give data.split")
+        }
+    }
+
+    /// Loads and validates the CIFAR-100 binary files, printing what was checked.
+    static func checkBinaryFiles(_ locator: DataLocator, skipChecksums: Bool) throws -> CIFAR100 {
         let directory = try locator.locate()
         print("data: \(directory.path) (from \(locator.candidate().source))")
 
@@ -68,34 +118,52 @@ enum DataCheckCommand: Command {
         try dataset.verifyOfficialCounts(directory: directory)
         print("records: train.bin \(dataset.trainCount), test.bin \(dataset.testCount); \(dataset.fineLabelNames.count) fine and \(dataset.coarseLabelNames.count) coarse classes, 600 images in every fine class")
 
-        if arguments.flag("skip-checksums") {
+        if skipChecksums {
             print("SHA256SUMS: skipped (--skip-checksums)")
         } else if let results = try SHA256.verifyChecksums(in: directory) {
             print("SHA256SUMS: \(results.count) files match (\(results.map(\.fileName).joined(separator: ", ")))")
         } else {
             print("SHA256SUMS: none in the folder, checksums not verified")
         }
+        return dataset
+    }
 
-        for benchmark in FewShotBenchmark.allCases {
-            var seen: [Int: DataSplit] = [:]
-            for split in DataSplit.allCases {
-                let source = try benchmark.source(split, in: dataset)
-                let counts = (0..<source.classCount).map { source.imageCount(inClass: $0) }
-                let perClass = Set(counts).count == 1 ? "\(counts[0])" : "\(counts.min()!)-\(counts.max()!)"
-                var line = "\(benchmark.displayName) \(split.rawValue): \(source.classCount) classes x \(perClass) images = \(source.totalImageCount)"
-                let superclasses = benchmark.superclasses(split)
-                if !superclasses.isEmpty {
-                    line += "; superclasses: \(superclasses.map(\.name).joined(separator: ", "))"
-                }
-                print(line)
-                for fineClass in benchmark.classes(split) {
-                    if let other = seen[fineClass.label] {
-                        throw CommandFailure("\(benchmark.displayName): class '\(fineClass.name)' is in both \(other.rawValue) and \(split.rawValue)")
-                    }
-                    seen[fineClass.label] = split
-                }
+    /// Prints a benchmark's three splits and checks that no class is in two of them.
+    static func printBenchmarkSplits(_ benchmark: FewShotBenchmark, in dataset: CIFAR100) throws {
+        var seen: [Int: DataSplit] = [:]
+        for split in DataSplit.allCases {
+            var line = splitSummary(benchmark.displayName, split, try benchmark.source(split, in: dataset))
+            let superclasses = benchmark.superclasses(split)
+            if !superclasses.isEmpty {
+                line += "; superclasses: \(superclasses.map(\.name).joined(separator: ", "))"
             }
-            print("\(benchmark.displayName): splits are disjoint, \(seen.count) classes in all")
+            print(line)
+            for fineClass in benchmark.classes(split) {
+                if let other = seen[fineClass.label] {
+                    throw CommandFailure("\(benchmark.displayName): class '\(fineClass.name)' is in both \(other.rawValue) and \(split.rawValue)")
+                }
+                seen[fineClass.label] = split
+            }
+        }
+        print("\(benchmark.displayName): splits are disjoint, \(seen.count) classes in all")
+    }
+
+    /// One split's classes and images, such as "CIFAR-FS val: 16 classes x 600 images = 9600".
+    static func splitSummary(_ name: String, _ split: DataSplit, _ source: ImageSource) -> String {
+        let counts = (0..<source.classCount).map { source.imageCount(inClass: $0) }
+        let perClass = Set(counts).count == 1 ? "\(counts[0])" : "\(counts.min()!)-\(counts.max()!)"
+        let imageWord = perClass == "1" ? "image" : "images"
+        return "\(name) \(split.rawValue): \(source.classCount) \(source.classCount == 1 ? "class" : "classes") x \(perClass) \(imageWord) = \(source.totalImageCount)"
+    }
+}
+
+extension BenchmarkData {
+    /// The image source of one split.
+    func source(_ split: DataSplit) -> ImageSource {
+        switch split {
+        case .train: return train
+        case .validation: return validation
+        case .test: return test
         }
     }
 }
@@ -104,8 +172,8 @@ enum DataCheckCommand: Command {
 enum DataShowCommand: Command {
     static let name = "show"
     static let abstract = "Write a PNG grid of one sampled episode, as the network sees it."
-    static let options: [OptionSpec] = dataLocationOptions + [
-        OptionSpec(name: "benchmark", valueName: "<name>", help: "Benchmark to sample from.", defaultValue: "cifarfs", allowedValues: FewShotBenchmark.allCases.map(\.rawValue)),
+    static let options: [OptionSpec] = dataSectionOptions + [
+        OptionSpec(name: "benchmark", valueName: "<name>", help: "Benchmark to sample from; not with --config, whose data section chooses the dataset.", defaultValue: "cifarfs", allowedValues: FewShotBenchmark.allCases.map(\.rawValue)),
         OptionSpec(name: "split", valueName: "<name>", help: "Split to sample from.", defaultValue: "train", allowedValues: DataSplit.allCases.map(\.rawValue)),
         OptionSpec(name: "images", valueName: "<dir>", help: "Sample from a PNG folder <dir>/<class>/*.png instead of a benchmark split."),
         OptionSpec(name: "way", valueName: "<n>", help: "Classes in the episode.", defaultValue: "5"),
@@ -137,6 +205,14 @@ enum DataShowCommand: Command {
         if let folder = arguments.string("images") {
             source = try ImageSource.pngFolder(URL(fileURLWithPath: folder))
             sourceName = folder
+        } else if let configPath = arguments.string("config") {
+            if arguments.string("benchmark") != nil {
+                throw UsageError("'--benchmark' and '--config' both choose the dataset; drop '--benchmark' to use the config's data section, or drop '--config'")
+            }
+            let data = try TrainingConfig.load(from: URL(fileURLWithPath: configPath)).data
+            let benchmarkData = try BenchmarkData.load(data, dataFlag: arguments.string("data"))
+            source = benchmarkData.source(split)
+            sourceName = "\(benchmarkData.displayName) \(split.rawValue)"
         } else {
             let directory = try makeDataLocator(arguments).locate()
             source = try benchmark.source(split, in: CIFAR100.load(from: directory))

@@ -97,6 +97,11 @@ final class BenchmarkSplitTests: XCTestCase {
         assertDataError(try outOfRange.source(.train, in: dataset), kind: .unknownClass, mentions: ["100", "0 to 99"])
         let overlap = CustomSplit(train: [.label(4), .label(5)], validation: [], test: [.name("fine5")])
         assertDataError(try overlap.source(.train, in: dataset), kind: .invalidSplit, mentions: ["'fine5'", "'train'", "'test'"])
+        assertDataError(try overlap.source(.train, in: dataset), kind: .invalidSplit,
+                        mentions: ["custom split: class 'fine5' appears in 'train' and again in 'test'"])
+        let overlapByLabel = CustomSplit(train: [.name("fine4")], validation: [.label(4)], test: [.label(1)])
+        assertDataError(try overlapByLabel.source(.train, in: dataset), kind: .invalidSplit,
+                        mentions: ["custom split: class 4 ('fine4') appears in 'train' and again in 'val'"])
         let empty = CustomSplit(train: [.label(4)], validation: [], test: [.label(1)])
         assertDataError(try empty.source(.validation, in: dataset), kind: .invalidSplit, mentions: ["'val' lists no classes"])
     }

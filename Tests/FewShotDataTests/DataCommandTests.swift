@@ -70,6 +70,80 @@ final class DataCommandTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("config data.root 'elsewhere/cifar'"), result.stderr)
     }
 
+    /// Writes `<root>/{train,val,test}/<class>/<n>.png`: two classes of two 32 x 32 images in each split.
+    private func writePNGSplits(to root: URL) throws {
+        for split in ["train", "val", "test"] {
+            for className in ["\(split)-a", "\(split)-b"] {
+                let folder = root.appendingPathComponent("\(split)/\(className)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for index in 0..<2 {
+                    let pixels = [UInt8](repeating: UInt8(60 * index + 20), count: 3072)
+                    try PNG.write(RGBImage(height: 32, width: 32, pixels: pixels), to: folder.appendingPathComponent("\(index).png"))
+                }
+            }
+        }
+    }
+
+    func testCheckHonoursPNGFormatInConfig() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try writePNGSplits(to: directory.appendingPathComponent("pngs"))
+        try #"{"data": {"root": "pngs", "format": "png-folders"}}"#.write(to: directory.appendingPathComponent("png.json"), atomically: true, encoding: .utf8)
+        let result = try run(["data", "check", "--config", "png.json"], in: directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertFalse(result.stderr.contains("fewshot data fetch"), result.stderr)
+        for fragment in ["format png-folders", "PNG folders pngs train: 2 classes x 2 images = 4",
+                         "PNG folders pngs val: 2 classes x 2 images = 4", "PNG folders pngs test: 2 classes x 2 images = 4",
+                         "all 12 images decoded, each 32 x 32 pixels"] {
+            XCTAssertTrue(result.stdout.contains(fragment), "missing '\(fragment)' in:\n\(result.stdout)")
+        }
+    }
+
+    func testCheckWithPNGConfigNamesBadImage() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try writePNGSplits(to: directory.appendingPathComponent("pngs"))
+        let bad = directory.appendingPathComponent("pngs/val/val-b/5.png")
+        try PNG.write(RGBImage(height: 32, width: 40, pixels: [UInt8](repeating: 0, count: 3 * 32 * 40)), to: bad)
+        try #"{"data": {"root": "pngs", "format": "png-folders"}}"#.write(to: directory.appendingPathComponent("png.json"), atomically: true, encoding: .utf8)
+        let result = try run(["data", "check", "--config", "png.json"], in: directory)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("val-b/5.png is 40 x 32 pixels"), result.stderr)
+    }
+
+    func testCheckHonoursCustomSplitInConfig() throws {
+        let real = try realDataDirectory()
+        let directory = try makeTemporaryDirectory(self)
+        let config = #"{"data": {"dataset": "custom", "split": {"train": ["apple", "bed", "cup"], "val": ["dolphin", "fox"], "test": ["lion"]}}}"#
+        try config.write(to: directory.appendingPathComponent("cu.json"), atomically: true, encoding: .utf8)
+        let result = try run(["data", "check", "--skip-checksums", "--config", "cu.json", "--data", real.path], in: directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for fragment in ["custom split train: 3 classes x 600 images = 1800", "custom split val: 2 classes x 600 images = 1200",
+                         "custom split test: 1 class x 600 images = 600", "custom split: splits are disjoint, 6 classes in all"] {
+            XCTAssertTrue(result.stdout.contains(fragment), "missing '\(fragment)' in:\n\(result.stdout)")
+        }
+        XCTAssertFalse(result.stdout.contains("CIFAR-FS"), result.stdout)
+    }
+
+    func testShowHonoursCustomSplitInConfig() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try writeSyntheticCIFAR(to: directory.appendingPathComponent("cifar"), train: syntheticRecords(perClass: 2), test: syntheticRecords(perClass: 1))
+        let config = #"{"data": {"root": "cifar", "dataset": "custom", "split": {"train": [0, 1], "val": [2, 3], "test": ["fine7", "fine9"]}}}"#
+        try config.write(to: directory.appendingPathComponent("cu.json"), atomically: true, encoding: .utf8)
+        let result = try run(["data", "show", "--config", "cu.json", "--split", "test", "--way", "2", "--shot", "2", "--query", "1",
+                              "--output", "grid.png"], in: directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("custom CIFAR-100 split test"), result.stdout)
+        let rows = result.stdout.split(separator: "\n").filter { $0.hasPrefix("row ") }.map { String($0.split(separator: " ").last!) }
+        XCTAssertEqual(Set(rows), ["fine7", "fine9"], result.stdout)
+    }
+
+    func testShowRejectsBenchmarkWithConfig() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try #"{"data": {"format": "png-folders"}}"#.write(to: directory.appendingPathComponent("png.json"), atomically: true, encoding: .utf8)
+        let result = try run(["data", "show", "--config", "png.json", "--benchmark", "fc100"], in: directory)
+        XCTAssertEqual(result.status, 64)
+        XCTAssertTrue(result.stderr.contains("'--benchmark' and '--config' both choose the dataset"), result.stderr)
+    }
+
     func testShowWritesEpisodeGrid() throws {
         let directory = try makeTemporaryDirectory(self)
         for className in ["a", "b", "c"] {

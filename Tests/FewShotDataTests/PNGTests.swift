@@ -110,7 +110,10 @@ final class PNGTests: XCTestCase {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try PNG.write(sampleRGB(height: 32, width: 32), to: folder.appendingPathComponent("a.png"))
         try PNG.write(sampleRGB(height: 28, width: 30), to: folder.appendingPathComponent("b.png"))
-        assertDataError(try ImageSource.pngFolder(root), kind: .invalidImageSize, mentions: ["cat/b.png", "30 x 28", "expected 32 x 32"])
+        assertDataError(try ImageSource.pngFolder(root), kind: .invalidImageSize,
+                        mentions: ["cat/b.png", "30 x 28", "expected 32 x 32", "resize it to 32 x 32 pixels"])
+        assertDataError(try ImageSource.pngFolder(root, height: 16, width: 24), kind: .invalidImageSize,
+                        mentions: ["cat/a.png is 32 x 32 pixels, expected 24 x 16; resize it to 24 x 16 pixels"])
     }
 
     func testFolderWithCorruptImageIsRejected() throws {
