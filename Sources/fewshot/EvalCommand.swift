@@ -13,7 +13,7 @@ enum EvalCommand: Command {
         OptionSpec(name: "query", valueName: "<n>", help: "Query images per class.", defaultValue: "the checkpoint config's test.query"),
         OptionSpec(name: "checkpoint", valueName: "<file>", help: "Checkpoint to test.", defaultValue: "best.safetensors of the most recent run that has one"),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder searched for the most recent run.", defaultValue: "Runs"),
-        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root."),
+        OptionSpec(name: "data", valueName: "<dir>", help: "Data folder (CIFAR-100 binary, or the PNG root for data.format png-folders); overrides FEWSHOT_DATA_DIR and the config's data.root."),
         OptionSpec(name: "seed", valueName: "<n>", help: "Seed of the test episodes.", defaultValue: "1"),
         OptionSpec(name: "threads", valueName: "<n>", help: "Worker threads (0: every processor).", defaultValue: "the checkpoint config's threads"),
     ]
@@ -56,6 +56,9 @@ enum EvalCommand: Command {
         print("checkpoint: \(checkpointURL.path) (epoch \(checkpoint.epoch), step \(checkpoint.step), \(config.head.kind) head, widths \(config.backbone.widths))")
 
         let data = try BenchmarkData.load(config.data, dataFlag: arguments.string("data"))
+        if let shortfall = evaluationShortfall(data.test, way: way, shot: shot, query: query) {
+            throw CommandFailure(shortfall)
+        }
         let isTerminal = isatty(STDERR_FILENO) != 0
         var lastShown = Date.distantPast
         let result = try evaluate(
@@ -79,8 +82,22 @@ enum EvalCommand: Command {
             ])
             let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             let url = run.evaluationURL(checkpoint: checkpointURL, shot: shot)
-            try json.write(to: url, options: .atomic)
+            try (json + Data("\n".utf8)).write(to: url, options: .atomic)
             print("wrote \(url.path)")
         }
+    }
+}
+
+/// Returns why `source` cannot supply the requested test episodes, naming
+/// the options that change them, or nil when it can.
+private func evaluationShortfall(_ source: ImageSource, way: Int, shot: Int, query: Int) -> String? {
+    guard let shortfall = BenchmarkData.episodeShortfall(split: "test", source: source, section: "test", way: way, shot: shot, query: query) else {
+        return nil
+    }
+    switch shortfall {
+    case let .tooFewClasses(_, classCount, _, _):
+        return "test split has \(classCount) classes, but \(way)-way episodes need \(way); lower --way to \(classCount) or less"
+    case let .tooFewImages(_, className, imageCount, _, _, _):
+        return "test split: class '\(className)' has \(imageCount) images, but --shots \(shot) + --query \(query) need \(shot + query); lower --shots or --query"
     }
 }

@@ -7,9 +7,9 @@ enum TrainCommand: Command {
     static let name = "train"
     static let abstract = "Meta-train a ResNet-12 with a few-shot head; writes a run folder under Runs/."
     static let options: [OptionSpec] = [
-        OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json."),
-        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config; a run with no checkpoint starts again from step 0."),
-        OptionSpec(name: "data", valueName: "<dir>", help: "CIFAR-100 binary folder; overrides FEWSHOT_DATA_DIR and the config's data.root. A new run records the folder it used as data.root in its config.json, so --resume finds it without --data."),
+        OptionSpec(name: "config", valueName: "<file>", help: "Training config (JSON), for example Configs/cifarfs-quick.json. Either --config or --resume is required."),
+        OptionSpec(name: "resume", valueName: "<run folder>", help: "Continue this run from its last checkpoint, with its own config; a run with no checkpoint starts again from step 0. Either --config or --resume is required."),
+        OptionSpec(name: "data", valueName: "<dir>", help: "Data folder (CIFAR-100 binary, or the PNG root for data.format png-folders); overrides FEWSHOT_DATA_DIR and the config's data.root. A new run records the folder it used as data.root in its config.json, so --resume finds it without --data."),
         OptionSpec(name: "runs", valueName: "<dir>", help: "Folder that contains the run folders.", defaultValue: "Runs"),
         OptionSpec(name: "name", valueName: "<name>", help: "Run folder name.", defaultValue: "<config name>-<UTC time>, with -2, -3 and so on added when that folder exists"),
         OptionSpec(name: "head", valueName: "<kind>", help: "Override the config's head.kind.", allowedValues: TrainingConfig.headKinds),
@@ -111,7 +111,7 @@ enum TrainCommand: Command {
 /// either `--fetch` is given or the user accepts the offer on a terminal.
 private func fetchDataIfMissing(_ data: TrainingConfig.DataSection, arguments: ParsedArguments) throws {
     guard data.format == "cifar100-binary" else { return }
-    let locator = DataLocator(flag: arguments.string("data"), configRoot: data.root)
+    let locator = BenchmarkData.locator(for: data, dataFlag: arguments.string("data"))
     let (directory, source) = locator.candidate()
     guard DataLocator.missingFiles(in: directory).map({ !$0.isEmpty }) ?? true else { return }
 

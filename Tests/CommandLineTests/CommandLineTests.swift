@@ -41,6 +41,12 @@ final class CommandLineTests: XCTestCase {
                        "no run folder is created before the data is found")
     }
 
+    func testTrainWithoutDataRootSaysDefault() throws {
+        let config = try workspace.write(#"{"name": "plain"}"#, to: "plain.json")
+        let result = try runTool(["train", "--config", config.path], in: workspace.url)
+        assertFailure(result, status: 1, mentions: ["(from default data.root)", "config data.root (not set"])
+    }
+
     func testTrainFetchReportsFailedDownload() throws {
         // Nothing listens on port 9 of 127.0.0.1, so the download fails at once.
         let target = workspace.url.appendingPathComponent("fetched").path
@@ -98,6 +104,11 @@ final class CommandLineTests: XCTestCase {
         }
         let metrics = try String(contentsOf: run.appendingPathComponent("metrics.csv"), encoding: .utf8)
         XCTAssertEqual(metrics.split(separator: "\n").count, 4, "header and one row per epoch")
+        let steps = try String(contentsOf: run.appendingPathComponent("steps.csv"), encoding: .utf8)
+        for row in steps.split(separator: "\n").dropFirst() {
+            let loss = String(row.split(separator: ",")[2])
+            XCTAssertNotNil(loss.range(of: #"^-?[0-9]+\.[0-9]{6}$"#, options: .regularExpression), "loss with 6 decimals, as in metrics.csv: \(loss)")
+        }
 
         let inspect = try runTool(["inspect", run.appendingPathComponent("last.safetensors").path], in: workspace.url)
         XCTAssertEqual(inspect.status, 0, inspect.standardError)
@@ -122,6 +133,10 @@ final class CommandLineTests: XCTestCase {
         let evalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("eval-best-1shot.json"))) as? [String: Any]
         XCTAssertEqual(evalJSON?["episodes"] as? Int, 6)
         XCTAssertNotNil(evalJSON?["interval95_percent"] as? Double)
+
+        // Too many shots and queries for 8 images a class name the options to lower.
+        let tooMany = try runTool(["eval", "--shots", "5", "--query", "15", "--episodes", "1", "--way", "3", "--data", workspace.data.path], in: workspace.url)
+        assertFailure(tooMany, status: 1, mentions: ["has 8 images, but --shots 5 + --query 15 need 20; lower --shots or --query"])
 
         // Testing last.safetensors writes its own file and leaves the best checkpoint's result alone.
         let evalLast = try runTool(["eval", "--checkpoint", run.appendingPathComponent("last.safetensors").path, "--shots", "1",

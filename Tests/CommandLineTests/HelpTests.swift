@@ -26,6 +26,18 @@ final class HelpTests: XCTestCase {
         XCTAssertTrue(result.standardOutput.contains("--version"), result.standardOutput)
     }
 
+    func testTrainAndEvalHelpNameRequiredAndData() throws {
+        func words(_ text: String) -> String { text.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        let train = try runTool(["train", "--help"], in: folder)
+        XCTAssertEqual(train.status, 0, train.standardError)
+        XCTAssertTrue(words(train.standardOutput).contains("Either --config or --resume is required."), train.standardOutput)
+        for command in ["train", "eval"] {
+            let help = try runTool([command, "--help"], in: folder)
+            XCTAssertTrue(words(help.standardOutput).contains("Data folder (CIFAR-100 binary, or the PNG root for data.format png-folders)"),
+                          help.standardOutput)
+        }
+    }
+
     func testVersionPrintsVersion() throws {
         let result = try runTool(["--version"], in: folder)
         XCTAssertEqual(result.status, 0, result.standardError)

@@ -30,6 +30,7 @@ final class RunFolderTests: XCTestCase {
         let config = try writeTinyConfig()
         let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path, "--name", "first"], in: workspace.url)
         XCTAssertEqual(train.status, 0, train.standardError)
+        XCTAssertTrue(train.standardOutput.contains("1 epoch of 1 step, 1 episode of 3-way"), train.standardOutput)
         let run = workspace.url.appendingPathComponent("Runs/first")
 
         let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: run.appendingPathComponent("config.json"))) as? [String: Any]
@@ -37,7 +38,7 @@ final class RunFolderTests: XCTestCase {
 
         let resumed = try runTool(["train", "--resume", run.path], in: workspace.url)
         XCTAssertEqual(resumed.status, 0, resumed.standardError)
-        XCTAssertTrue(resumed.standardOutput.contains("the run already finished all 1 epochs"), resumed.standardOutput)
+        XCTAssertTrue(resumed.standardOutput.contains("the run already finished its 1 epoch"), resumed.standardOutput)
     }
 
     func testRunStoppedInFirstEpochIsRecoverable() throws {
@@ -135,6 +136,18 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(epochColumns("interrupted"), epochColumns("whole"), "losses, accuracies and residuals per epoch")
     }
 
+    func testResumeOfMissingFolderSaysSo() throws {
+        let missing = try runTool(["train", "--resume", "Runs/nonexist"], in: workspace.url)
+        XCTAssertEqual(missing.status, 1, missing.standardError)
+        XCTAssertTrue(missing.standardError.contains("/Runs/nonexist does not exist"), missing.standardError)
+
+        let empty = workspace.url.appendingPathComponent("Runs/empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let notRun = try runTool(["train", "--resume", "Runs/empty"], in: workspace.url)
+        XCTAssertEqual(notRun.status, 1, notRun.standardError)
+        XCTAssertTrue(notRun.standardError.contains("/Runs/empty is not a run folder (it has no config.json)"), notRun.standardError)
+    }
+
     func testEvalDefaultsComeFromTestSection() throws {
         let config = try writeTinyConfig(test: #", "test": {"episodes": 3, "way": 4, "shot": 2, "query": 3}"#)
         let train = try runTool(["train", "--config", config.path, "--data", workspace.data.path], in: workspace.url)
@@ -154,6 +167,12 @@ final class RunFolderTests: XCTestCase {
         let written = readText(workspace.url.appendingPathComponent("Runs/\(runs.first ?? "")/eval-best-1shot.json"))
         XCTAssertTrue(written.contains("\"checkpoint\" : \"\(workspace.url.path)/Runs/"), written)
         XCTAssertFalse(written.contains("\\/"), "slashes are not escaped: \(written)")
+        XCTAssertTrue(written.hasSuffix("}\n"), "the file ends with a newline")
+        for key in ["accuracy_percent", "interval95_percent"] {
+            let value = written.range(of: "\"\(key)\" : [0-9.]+", options: .regularExpression).map { String(written[$0]) } ?? ""
+            let decimals = value.split(separator: ".").dropFirst().first?.count ?? 0
+            XCTAssertTrue(!value.isEmpty && decimals <= 4, "\(key) has at most 4 decimals: \(value)")
+        }
 
         let help = try runTool(["eval", "--help"], in: workspace.url)
         XCTAssertTrue(help.standardOutput.contains("(default: the checkpoint config's test.episodes)"), help.standardOutput)

@@ -110,6 +110,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.read(from: url)) { error in
             guard case CheckpointError.badHeader(_, let reason) = error else { return XCTFail("expected badHeader, got \(error)") }
             XCTAssertTrue(reason.contains("header length"), reason)
+            XCTAssertTrue(reason.contains("expected 2 to "), reason)
         }
 
         var header = String(decoding: bytes[8..<(8 + headerLength)], as: UTF8.self)

@@ -172,7 +172,7 @@ public struct SafetensorsFile: Equatable, Sendable {
         var headerLength: UInt64 = 0
         for index in (0..<8).reversed() { headerLength = headerLength << 8 | UInt64(bytes[index]) }
         guard headerLength >= 2, headerLength <= UInt64(maximumHeaderLength) else {
-            throw CheckpointError.badHeader(path: path, reason: "the header length field is \(headerLength) bytes, expected 2...\(maximumHeaderLength)")
+            throw CheckpointError.badHeader(path: path, reason: "the header length field is \(headerLength) bytes, expected 2 to \(maximumHeaderLength)")
         }
         let dataStart = 8 + Int(headerLength)
         guard bytes.count >= dataStart else {

@@ -8,6 +8,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case unknownKey(path: String, key: String, allowed: [String])
     case wrongType(path: String, key: String, expected: String)
     case outOfRange(path: String, key: String, value: String, allowed: String)
+    /// Keys that contradict each other, or a key that another key makes necessary.
+    case inconsistent(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
             return "config \(path): key '\(key)' must be \(expected)"
         case let .outOfRange(path, key, value, allowed):
             return "config \(path): invalid value \(value) for '\(key)'; allowed: \(allowed)"
+        case let .inconsistent(path, reason):
+            return "config \(path): \(reason)"
         }
     }
 }
@@ -53,11 +57,11 @@ struct ConfigReader {
         guard let number = raw as? NSNumber, !isBoolean(number),
               number.doubleValue == number.doubleValue.rounded(), abs(number.doubleValue) < 9e15
         else {
-            throw ConfigError.wrongType(path: path, key: fullKey(key), expected: "an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw ConfigError.wrongType(path: path, key: fullKey(key), expected: "an integer from \(range.lowerBound) to \(range.upperBound)")
         }
         let result = number.intValue
         guard range.contains(result) else {
-            throw ConfigError.outOfRange(path: path, key: fullKey(key), value: "\(result)", allowed: "an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw ConfigError.outOfRange(path: path, key: fullKey(key), value: "\(result)", allowed: "an integer from \(range.lowerBound) to \(range.upperBound)")
         }
         return result
     }
@@ -67,7 +71,10 @@ struct ConfigReader {
         _ key: String, default defaultValue: Double, range: ClosedRange<Double>,
         openBelow: Bool = false, openAbove: Bool = false
     ) throws -> Double {
-        let allowed = "a number in \(openBelow ? "(" : "[")\(range.lowerBound), \(range.upperBound)\(openAbove ? ")" : "]")"
+        let lower = Self.plainNumber(range.lowerBound)
+        let upper = Self.plainNumber(range.upperBound)
+        let excluded = [openBelow ? lower : nil, openAbove ? upper : nil].compactMap { $0 }
+        let allowed = "a number from \(lower) to \(upper)" + (excluded.isEmpty ? "" : ", excluding \(excluded.joined(separator: " and "))")
         guard let raw = value(key) else { return defaultValue }
         guard let number = raw as? NSNumber, !isBoolean(number) else {
             throw ConfigError.wrongType(path: path, key: fullKey(key), expected: allowed)
@@ -79,6 +86,11 @@ struct ConfigReader {
             throw ConfigError.outOfRange(path: path, key: fullKey(key), value: "\(result)", allowed: allowed)
         }
         return result
+    }
+
+    /// Returns a range end as users type it: `10` rather than `10.0`, `0.5` as is.
+    static func plainNumber(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
     }
 
     mutating func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
@@ -108,7 +120,8 @@ struct ConfigReader {
 
     mutating func intList(_ key: String, default defaultValue: [Int], count: ClosedRange<Int>, range: ClosedRange<Int>) throws -> [Int] {
         guard let raw = value(key) else { return defaultValue }
-        let expected = "a list of \(count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound)...\(count.upperBound)") integers in \(range.lowerBound)...\(range.upperBound)"
+        let length = count.lowerBound == count.upperBound ? "\(count.lowerBound)" : "\(count.lowerBound) to \(count.upperBound)"
+        let expected = "a list of \(length) integers from \(range.lowerBound) to \(range.upperBound)"
         guard let list = raw as? [Any] else {
             throw ConfigError.wrongType(path: path, key: fullKey(key), expected: expected)
         }

@@ -203,10 +203,15 @@ extension TrainingConfig {
                     test: try split.classList("test"))
             }
             data.augment = try section.bool("augment", default: data.augment)
-            if data.format == "cifar100-binary", (data.dataset == "custom") != (data.split != nil) {
-                throw ConfigError.outOfRange(
-                    path: section.path, key: "data.split", value: data.split == nil ? "missing" : "given",
-                    allowed: "an object {\"train\": [...], \"val\": [...], \"test\": [...]} exactly when data.dataset is custom")
+            if data.format == "cifar100-binary", data.dataset == "custom", data.split == nil {
+                throw ConfigError.inconsistent(
+                    path: section.path,
+                    reason: "'data.split' is missing, and data.dataset custom needs it: an object that lists class names or fine-label indices for each split, for example \"split\": {\"train\": [\"apple\", 1, 2], \"val\": [3, 4, 5], \"test\": [6, 7, 8]}")
+            }
+            if data.format == "cifar100-binary", data.dataset != "custom", data.split != nil {
+                throw ConfigError.inconsistent(
+                    path: section.path,
+                    reason: "'data.split' is given, but data.dataset is \(data.dataset), which has its own split; set data.dataset to custom to use data.split, or remove data.split")
             }
             if data.format == "png-folders", data.split != nil {
                 throw ConfigError.outOfRange(

@@ -19,7 +19,7 @@ public struct BenchmarkData: Sendable {
     /// config's custom split. `png-folders`: `<root>/train`, `<root>/val` and
     /// `<root>/test`, each with one subfolder of 32 x 32 PNG files per class.
     public static func load(_ data: TrainingConfig.DataSection, dataFlag: String?) throws -> BenchmarkData {
-        let locator = DataLocator(flag: dataFlag, configRoot: data.root)
+        let locator = Self.locator(for: data, dataFlag: dataFlag)
         if data.format == "png-folders" {
             let (root, origin) = locator.candidate()
             var splits: [ImageSource] = []
@@ -51,6 +51,12 @@ public struct BenchmarkData: Sendable {
         return BenchmarkData(
             displayName: displayName, root: directory, train: try definition.source(.train, in: cifar),
             validation: try definition.source(.validation, in: cifar), test: try definition.source(.test, in: cifar))
+    }
+
+    /// Returns the locator for the data folder. A data.root equal to the
+    /// default counts as not set, so messages say "default data.root".
+    public static func locator(for data: TrainingConfig.DataSection, dataFlag: String?) -> DataLocator {
+        DataLocator(flag: dataFlag, configRoot: data.root == DataLocator.defaultRoot ? nil : data.root)
     }
 
     public var trainingSources: TrainingSources { TrainingSources(train: train, validation: validation) }

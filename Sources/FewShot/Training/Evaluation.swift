@@ -16,15 +16,25 @@ public struct EvaluationResult: Sendable {
     /// Half-width of the 95% interval in percent: `1.96 * std / sqrt(episodes)`.
     public var intervalPercent: Double { meanAndInterval(accuracies).interval * 100 }
 
-    /// Returns the result as a JSON object.
+    /// Returns the result as a JSON object, with percentages rounded to 4
+    /// decimals and seconds to 3.
     public func jsonObject(extra: [String: Any] = [:]) -> [String: Any] {
         var object: [String: Any] = [
             "way": way, "shot": shot, "query": query, "episodes": accuracies.count,
-            "accuracy_percent": meanPercent, "interval95_percent": intervalPercent, "seconds": seconds,
+            "accuracy_percent": roundedDecimal(meanPercent, places: 4),
+            "interval95_percent": roundedDecimal(intervalPercent, places: 4),
+            "seconds": roundedDecimal(seconds, places: 3),
         ]
         for (key, value) in extra { object[key] = value }
         return object
     }
+}
+
+/// Returns `value` rounded to `places` decimals as a Decimal, which JSON
+/// serialisation writes without binary noise such as 49.519999999999996.
+func roundedDecimal(_ value: Double, places: Int) -> Any {
+    guard value.isFinite else { return NSNull() }
+    return Decimal(string: String(format: "%.\(places)f", value)) ?? Decimal(value)
 }
 
 /// Derives an independent seed from a base seed and an index (SplitMix64 of both).

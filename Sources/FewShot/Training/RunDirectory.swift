@@ -4,6 +4,8 @@ import Foundation
 public enum RunError: Error, CustomStringConvertible, Equatable {
     case alreadyExists(path: String)
     case notARun(path: String)
+    /// The folder given to `--resume` does not exist.
+    case runFolderNotFound(path: String)
     case noRuns(root: String)
     case runsFolderNotFound(root: String)
     /// Run folders exist under `root`, but none has a best checkpoint; `newest` is the most recently started.
@@ -19,6 +21,8 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
             return "run folder \(path) already exists; resume it with 'fewshot train --resume \(path)' or choose another --name"
         case let .notARun(path):
             return "\(path) is not a run folder (it has no config.json); pass a folder under Runs/ that 'fewshot train' created"
+        case let .runFolderNotFound(path):
+            return "run folder \(path) does not exist; pass a folder under Runs/ that 'fewshot train' created, or start a new run with --config"
         case let .runsFolderNotFound(root):
             return "no runs found: the folder \(root) does not exist; train one with 'fewshot train --config Configs/cifarfs-quick.json', or pass --runs <dir> or --checkpoint <file>"
         case let .noRuns(root):
@@ -43,7 +47,7 @@ public enum RunError: Error, CustomStringConvertible, Equatable {
 /// | `config.json` | the resolved configuration |
 /// | `log.txt` | every log line of the run, resumes included |
 /// | `metrics.csv` | one row per epoch: losses, accuracies, validation interval, timing |
-/// | `steps.csv` | one row per optimizer step: loss and accuracy at full precision |
+/// | `steps.csv` | one row per optimizer step: loss and accuracy, with the digits metrics.csv uses |
 /// | `last.safetensors` | the checkpoint after the latest finished epoch, or after the step at which the run was interrupted |
 /// | `best.safetensors` | the checkpoint with the best validation accuracy so far |
 /// | `curves.png` | loss and accuracy per epoch |
@@ -118,9 +122,10 @@ public struct RunDirectory: Sendable {
         }
     }
 
-    /// Opens an existing run folder, checking that it has a config.
+    /// Opens an existing run folder, checking that it exists and has a config.
     public static func open(_ url: URL) throws -> RunDirectory {
         let run = RunDirectory(url: url.standardizedFileURL)
+        guard FileManager.default.fileExists(atPath: run.url.path) else { throw RunError.runFolderNotFound(path: url.path) }
         guard FileManager.default.fileExists(atPath: run.configURL.path) else { throw RunError.notARun(path: url.path) }
         return run
     }

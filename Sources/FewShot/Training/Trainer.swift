@@ -175,11 +175,11 @@ public final class Trainer {
             if restartsFromStepZero {
                 try log("restarting \(run.url.lastPathComponent) from step 0: it has no checkpoint because its first epoch did not finish")
             }
-            try log("run \(run.url.path): \(config.head.kind) head, backbone widths \(config.backbone.widths), \(training.epochs) epochs of \(training.stepsPerEpoch) steps, \(training.episodesPerStep) episodes of \(training.way)-way \(training.shot)-shot \(training.query)-query per step")
+            try log("run \(run.url.path): \(config.head.kind) head, backbone widths \(config.backbone.widths), \(counted(training.epochs, "epoch")) of \(counted(training.stepsPerEpoch, "step")), \(counted(training.episodesPerStep, "episode")) of \(training.way)-way \(training.shot)-shot \(training.query)-query per step")
             try log("resolved config:\n" + config.jsonText())
         }
         guard startEpoch < training.epochs else {
-            try log("the run already finished all \(training.epochs) epochs")
+            try log(training.epochs == 1 ? "the run already finished its 1 epoch" : "the run already finished all \(training.epochs) epochs")
             return bestAccuracy
         }
 
@@ -213,7 +213,7 @@ public final class Trainer {
                     sums.residualCount += 1
                 }
                 let residualText = result.maximumResidual.map { String(format: "%.6g", $0) } ?? ""
-                try run.append(String(format: "%d,%d,%.17g,%.4f,%.6g,", step, epoch, result.loss, result.accuracy * 100, learningRate) + residualText + "\n", to: run.stepsURL)
+                try run.append(String(format: "%d,%d,%.6f,%.4f,%.6g,", step, epoch, result.loss, result.accuracy * 100, learningRate) + residualText + "\n", to: run.stepsURL)
 
                 sessionSteps += 1
                 sums.trainSeconds = earlierSeconds + Date().timeIntervalSince(epochStart)
@@ -391,4 +391,9 @@ func timestamp(_ date: Date = Date()) -> String {
     formatter.timeZone = TimeZone(identifier: "UTC")
     formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
     return formatter.string(from: date)
+}
+
+/// Returns `count` with `noun`, plural unless `count` is 1: "1 epoch", "3 steps".
+func counted(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
 }
