@@ -22,7 +22,7 @@ let dataLocationOptions: [OptionSpec] = [
 
 /// `--data` and a `--config` whose whole data section (root, format, dataset, split) applies.
 let dataSectionOptions: [OptionSpec] = [
-    dataLocationOptions[0],
+    OptionSpec(name: "data", valueName: "<dir>", help: "Data folder: CIFAR-100 binary, or the PNG root for data.format png-folders; overrides FEWSHOT_DATA_DIR and the config's data.root."),
     OptionSpec(name: "config", valueName: "<file>", help: "JSON config whose data section (root, format, dataset, split) chooses the data, as train reads it.", defaultValue: "none: CIFAR-100 binary at \(DataLocator.defaultRoot)"),
 ]
 
@@ -59,7 +59,7 @@ func readDataRoot(fromConfig path: String) throws -> String? {
 /// `fewshot data check`: validates the dataset and prints what each split contains.
 enum DataCheckCommand: Command {
     static let name = "check"
-    static let abstract = "Validate the CIFAR-100 files and print each benchmark split's classes and images."
+    static let abstract = "Validate the dataset and print each split's classes and images."
     static let options: [OptionSpec] = dataSectionOptions + [
         .flag("skip-checksums", help: "Do not verify SHA256SUMS, even when the folder has one."),
     ]

@@ -123,6 +123,13 @@ final class DataCommandTests: XCTestCase {
         XCTAssertFalse(result.stdout.contains("CIFAR-FS"), result.stdout)
     }
 
+    func testCheckHelpDescribesConfigDataSection() throws {
+        let result = try run(["data", "check", "--help"], in: try makeTemporaryDirectory(self))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("data section (root, format, dataset, split)"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("PNG root for data.format png-folders"), result.stdout)
+    }
+
     func testShowHonoursCustomSplitInConfig() throws {
         let directory = try makeTemporaryDirectory(self)
         try writeSyntheticCIFAR(to: directory.appendingPathComponent("cifar"), train: syntheticRecords(perClass: 2), test: syntheticRecords(perClass: 1))
