@@ -5,6 +5,7 @@
 set -euo pipefail
 
 if pkg-config --exists openblas libpng zlib 2>/dev/null; then
+    echo "OpenBLAS, libpng and zlib are present (pkg-config finds them); nothing to install"
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -13,3 +14,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev libpng-dev zlib1g-dev pkg-config
+echo "installed libopenblas-dev, libpng-dev, zlib1g-dev and pkg-config"

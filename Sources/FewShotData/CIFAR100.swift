@@ -124,7 +124,7 @@ public struct CIFAR100: Sendable {
             throw DataError(.invalidLabelNames, "\(url.path): line \(blank + 1) is blank; expected \(expected) non-empty class names one a line")
         }
         guard lines.count == expected else {
-            throw DataError(.invalidLabelNames, "\(url.path) lists \(lines.count) class names, expected \(expected); replace it with the file from the official CIFAR-100 binary release")
+            throw DataError(.invalidLabelNames, "\(url.path) lists \(counted(lines.count, "class name")), expected \(expected); replace it with the file from the official CIFAR-100 binary release")
         }
         guard Set(lines).count == expected else {
             throw DataError(.invalidLabelNames, "\(url.path) lists a class name twice; expected \(expected) distinct names")

@@ -32,3 +32,8 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
         self.description = description
     }
 }
+
+/// Returns the count with its noun, singular for 1 ("1 row", "3 rows").
+func counted(_ count: Int, _ singular: String, plural: String? = nil) -> String {
+    "\(count) \(count == 1 ? singular : plural ?? singular + "s")"
+}

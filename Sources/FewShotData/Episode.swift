@@ -65,7 +65,7 @@ public struct EpisodeSampler: Sendable {
         }
         let perClass = shape.shot + shape.queryCount
         for classIndex in 0..<source.classCount where source.imageCount(inClass: classIndex) < perClass {
-            throw DataError(.invalidEpisodeShape, "class '\(source.classNames[classIndex])' has \(source.imageCount(inClass: classIndex)) images, fewer than the \(shape.shot) support + \(shape.queryCount) query images an episode draws from each class; lower shot or query")
+            throw DataError(.invalidEpisodeShape, "class '\(source.classNames[classIndex])' has \(counted(source.imageCount(inClass: classIndex), "image")), fewer than the \(shape.shot) support + \(shape.queryCount) query images an episode draws from each class; lower shot or query")
         }
         self.shape = shape
         self.classImageCounts = (0..<source.classCount).map { source.imageCount(inClass: $0) }

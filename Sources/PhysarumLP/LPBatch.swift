@@ -87,7 +87,7 @@ public enum LPError: Error, CustomStringConvertible, Equatable {
         case let .invalidShape(count, rows, columns):
             return "invalid LP batch shape count \(count), rows \(rows), columns \(columns): expected count >= 1 and 1 <= rows <= columns, so pass a standard-form A with full row rank"
         case let .shapeMismatch(field, expected, actual):
-            return "LP field \(field) has \(actual) entries but the batch shape needs \(expected); pass count x rows x columns for A, count x rows for b and count x columns for c"
+            return "LP field \(field) has \(counted(actual, "entry", plural: "entries")) but the batch shape needs \(expected); pass count x rows x columns for A, count x rows for b and count x columns for c"
         case let .nonFiniteInput(field, problem, index, value):
             return "LP field \(field)\(ofProblem(problem)) has the non-finite value \(value) at flat index \(index); replace it with a finite number"
         case let .negativeCost(problem, index, value):
@@ -97,13 +97,18 @@ public enum LPError: Error, CustomStringConvertible, Equatable {
         case let .invalidOption(name, value, expected):
             return "invalid LP option \(name) = \(value): expected \(expected)"
         case let .warmStartMismatch(expected, actual):
-            return "warm start has \(actual) entries but the batch needs count x columns = \(expected); pass one strictly positive start point per problem"
+            return "warm start has \(counted(actual, "entry", plural: "entries")) but the batch needs count x columns = \(expected); pass one strictly positive start point per problem"
         case let .invalidLabel(problem, index, value):
             return "label y[\(index)]\(ofProblem(problem)) is \(value); l1-SVM labels must be +1 or -1"
         case let .tapeMismatch(field, expected, actual):
-            return "backward input \(field) has \(actual) entries but the forward's batch needs \(expected)"
+            return "backward input \(field) has \(counted(actual, "entry", plural: "entries")) but the forward's batch needs \(expected)"
         case .tapeNotRecorded:
             return "the tape of a forward run with recordingTape: false cannot be differentiated; run the forward with recordingTape: true"
         }
     }
+}
+
+/// Returns the count with its noun, singular for 1 ("1 row", "3 rows").
+func counted(_ count: Int, _ singular: String, plural: String? = nil) -> String {
+    "\(count) \(count == 1 ? singular : plural ?? singular + "s")"
 }

@@ -301,3 +301,8 @@ func printError(_ message: String) {
 func printDiagnostic(_ message: String) {
     FileHandle.standardError.write(Data("\(message)\n".utf8))
 }
+
+/// Returns the count with its noun, singular for 1 ("1 row", "3 rows").
+func counted(_ count: Int, _ singular: String, plural: String? = nil) -> String {
+    "\(count) \(count == 1 ? singular : plural ?? singular + "s")"
+}

@@ -91,7 +91,7 @@ enum DataCheckCommand: Command {
                 print(splitSummary(benchmarkData.displayName, split, source))
                 imageCount += source.totalImageCount
             }
-            print("\(benchmarkData.displayName): all \(imageCount) images decoded, each \(benchmarkData.train.width) x \(benchmarkData.train.height) pixels")
+            print("\(benchmarkData.displayName): all \(counted(imageCount, "image")) decoded, each \(benchmarkData.train.width) x \(benchmarkData.train.height) pixels")
             return
         }
 
@@ -121,7 +121,7 @@ enum DataCheckCommand: Command {
         if skipChecksums {
             print("SHA256SUMS: skipped (--skip-checksums)")
         } else if let results = try SHA256.verifyChecksums(in: directory) {
-            print("SHA256SUMS: \(results.count) files match (\(results.map(\.fileName).joined(separator: ", ")))")
+            print("SHA256SUMS: \(counted(results.count, "file")) \(results.count == 1 ? "matches" : "match") (\(results.map(\.fileName).joined(separator: ", ")))")
         } else {
             print("SHA256SUMS: none in the folder, checksums not verified")
         }
@@ -294,7 +294,14 @@ enum DataFetchCommand: Command {
         }
         let (directory, source) = locator.candidate()
         if DataLocator.missingFiles(in: directory) == [] {
-            print("\(directory.path) (from \(source)) already contains \(CIFAR100.fileNames.joined(separator: ", ")); nothing to download. Run 'fewshot data check' to validate the files, or delete the folder and run 'fewshot data fetch' again to download a fresh copy.")
+            // Repeat the option that chose the folder, so the suggested commands read the same one.
+            var location = ""
+            if let dataFlag = arguments.string("data") {
+                location = " --data \(shellQuoted(dataFlag))"
+            } else if let configPath = arguments.string("config") {
+                location = " --config \(shellQuoted(configPath))"
+            }
+            print("\(directory.path) (from \(source)) already contains \(CIFAR100.fileNames.joined(separator: ", ")); nothing to download. Run 'fewshot data check\(location)' to validate the files, or delete the folder and run 'fewshot data fetch\(location)' again to download a fresh copy.")
             return
         }
         printDiagnostic("downloading \(url.absoluteString) to \(directory.path) (from \(source))")
@@ -312,6 +319,13 @@ enum DataFetchCommand: Command {
         bar.finish()
         print("fetched \(result.downloadedBytes) bytes into \(result.directory.path): train.bin \(result.trainCount) records, test.bin \(result.testCount) records, checked")
     }
+}
+
+/// Returns `text` as one shell word: unchanged when it is plain, else in single quotes.
+func shellQuoted(_ text: String) -> String {
+    let plain = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,")
+    if !text.isEmpty && text.unicodeScalars.allSatisfy({ plain.contains($0) }) { return text }
+    return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 /// Download progress on stderr. On a terminal it is one line, redrawn with a

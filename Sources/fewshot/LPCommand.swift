@@ -88,7 +88,7 @@ enum LPMatchingCommand: Command {
         print(String(format: "matching: %d problems, n = %d, m = %d, gamma %g, step %g; PGD learning rate %g, %d cycles; %d threads",
                      problems, templates, proposals, gamma, step, learningRate, cycles, threads))
         let table = TableLayout([("solver", 11), ("K", 4), ("mean dist", 9), ("median dist", 9), ("mean gap", 8),
-                                 ("rounded", 7), ("time ms", 8)])
+                                 ("rounded", 7), ("ms per batch", 12)])
         print(table.header)
         for iterations in iterationCounts {
             let options = PhysarumOptions(iterations: iterations, stepSize: step, zeroCostPerturbation: gamma,
@@ -209,7 +209,7 @@ enum LPSolveCommand: Command {
             print("iterations \(diagnostics.completedIterations) of \(options.iterations)")
         }
         if !diagnostics.isUsable {
-            printDiagnostic("warning: the solve stopped after \(diagnostics.completedIterations) iterations on a numerical failure; x is the last good iterate")
+            printDiagnostic("warning: the solve stopped after \(counted(diagnostics.completedIterations, "iteration")) on a numerical failure; x is the last good iterate")
         }
         if !constraintsMet {
             let residual = String(format: "%.3e", diagnostics.relativeResidual)
@@ -281,17 +281,17 @@ enum LPProblemFile {
             let values = try numbers(row, field: "A[\(index)]")
             if columns < 0 { columns = values.count }
             guard values.count == columns else {
-                throw CommandFailure("problem file \(path): row A[\(index)] has \(values.count) entries, but A[0] has \(columns)")
+                throw CommandFailure("problem file \(path): row A[\(index)] has \(counted(values.count, "entry", plural: "entries")), but A[0] has \(columns)")
             }
             matrix += values
         }
         let b = try numbers(root["b"], field: "b")
         let c = try numbers(root["c"], field: "c")
         guard b.count == rowsArray.count else {
-            throw CommandFailure("problem file \(path): b has \(b.count) entries but A has \(rowsArray.count) rows")
+            throw CommandFailure("problem file \(path): b has \(counted(b.count, "entry", plural: "entries")) but A has \(counted(rowsArray.count, "row"))")
         }
         guard c.count == columns else {
-            throw CommandFailure("problem file \(path): c has \(c.count) entries but A has \(columns) columns")
+            throw CommandFailure("problem file \(path): c has \(counted(c.count, "entry", plural: "entries")) but A has \(counted(columns, "column"))")
         }
 
         var options = PhysarumOptions()

@@ -90,7 +90,7 @@ final class BenchCommandTests: XCTestCase {
         let result = try runTool(["lp", "matching", "--problems", "3", "--iterations", "5,100"], in: folder)
         XCTAssertEqual(result.status, 0, result.standardError)
         assertColumnsAligned(result.standardOutput, firstTitle: "solver",
-                             titles: ["K", "mean dist", "median dist", "mean gap", "rounded", "time ms"])
+                             titles: ["K", "mean dist", "median dist", "mean gap", "rounded", "ms per batch"])
     }
 
     func testLPBenchColumnsAlignWithHeader() throws {

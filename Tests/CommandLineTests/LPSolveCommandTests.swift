@@ -113,6 +113,22 @@ final class LPSolveCommandTests: XCTestCase {
         XCTAssertTrue(result.standardError.contains("b has 2 entries"), result.standardError)
     }
 
+    func testShapeErrorsUseSingularNouns() throws {
+        let extraEntry = try writeProblem(#"{"A": [[1]], "b": [1, 2], "c": [1]}"#)
+        let rowResult = try solve(["--problem", extraEntry])
+        assertProblemFileError(rowResult, path: extraEntry)
+        XCTAssertTrue(rowResult.standardError.contains("b has 2 entries but A has 1 row"), rowResult.standardError)
+
+        let missingEntry = try writeProblem(#"{"A": [[1]], "b": [1], "c": [1, 2]}"#, name: "columns.json")
+        let columnResult = try solve(["--problem", missingEntry])
+        assertProblemFileError(columnResult, path: missingEntry)
+        XCTAssertTrue(columnResult.standardError.contains("c has 2 entries but A has 1 column"), columnResult.standardError)
+
+        let shortRow = try writeProblem(#"{"A": [[1, 1], [1]], "b": [1, 1], "c": [1, 1]}"#, name: "rows.json")
+        let shortResult = try solve(["--problem", shortRow])
+        XCTAssertTrue(shortResult.standardError.contains("row A[1] has 1 entry, but A[0] has 2"), shortResult.standardError)
+    }
+
     func testHelpDocumentsExitStatus() throws {
         let result = try solve(["--help"])
         XCTAssertEqual(result.status, 0)

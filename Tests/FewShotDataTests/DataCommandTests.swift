@@ -215,7 +215,18 @@ final class DataCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("already contains"), result.stdout)
         XCTAssertTrue(result.stdout.contains("delete the folder"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("Run 'fewshot data check --data present'"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("run 'fewshot data fetch --data present' again"), result.stdout)
         XCTAssertFalse(result.stderr.contains("downloading"), result.stderr)
+    }
+
+    func testFetchWithDataPresentRepeatsConfig() throws {
+        let directory = try makeTemporaryDirectory(self)
+        try writeSyntheticCIFAR(to: directory.appendingPathComponent("my data"), train: syntheticRecords(perClass: 1), test: syntheticRecords(perClass: 1))
+        try #"{"data": {"root": "my data"}}"#.write(to: directory.appendingPathComponent("run.json"), atomically: true, encoding: .utf8)
+        let result = try run(["data", "fetch", "--config", "run.json", "--url", "http://127.0.0.1:9/c.tar.gz"], in: directory)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("Run 'fewshot data check --config run.json'"), result.stdout)
     }
 
     func testFetchRejectsNonHTTPURL() throws {

@@ -101,6 +101,8 @@ final class EpisodeSamplerTests: XCTestCase {
                         kind: .invalidEpisodeShape, mentions: ["5-way", "has 4"])
         assertDataError(try EpisodeSampler(source: source, shape: EpisodeShape(way: 2, shot: 4, queryCount: 3)),
                         kind: .invalidEpisodeShape, mentions: ["'class0'", "6 images", "4 support + 3 query"])
+        assertDataError(try EpisodeSampler(source: randomSource(classes: 3, imagesPerClass: 1), shape: EpisodeShape(way: 2, shot: 1, queryCount: 1)),
+                        kind: .invalidEpisodeShape, mentions: ["'class0' has 1 image, fewer than"])
         assertDataError(try EpisodeSampler(source: source, shape: EpisodeShape(way: 1, shot: 1, queryCount: 1)),
                         kind: .invalidEpisodeShape, mentions: ["way must be at least 2"])
         assertDataError(try EpisodeLoader(source: source, shape: EpisodeShape(way: 2, shot: 1, queryCount: 1), episodesPerBatch: 0, augmentation: nil, seed: 1),

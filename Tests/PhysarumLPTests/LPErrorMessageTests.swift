@@ -20,6 +20,13 @@ final class LPErrorMessageTests: XCTestCase {
         XCTAssertTrue(LPError.rankDeficient(problem: 0, row: 1).singleProblemDescription.hasPrefix("constraint matrix A is rank deficient"))
     }
 
+    func testEntryCountsUseSingularForOne() {
+        let one = LPError.shapeMismatch(field: "b", expected: 2, actual: 1).description
+        XCTAssertTrue(one.contains("LP field b has 1 entry but"), one)
+        let two = LPError.shapeMismatch(field: "b", expected: 1, actual: 2).description
+        XCTAssertTrue(two.contains("LP field b has 2 entries but"), two)
+    }
+
     func testNegativeCostAdviceStatesRule() {
         let message = LPError.negativeCost(problem: 0, index: 1, value: -0.5).singleProblemDescription
         XCTAssertFalse(message.contains("matching builder"), message)
