@@ -98,7 +98,12 @@ enum TrainCommand: Command {
         let runPath = runDirectory.url.path
         let logDirectory = runDirectory
         interruption.onSecondSignal = { signalNumber in
-            let name = signalNumber == SIGINT ? "SIGINT" : signalNumber == SIGTERM ? "SIGTERM" : "signal \(signalNumber)"
+            let name: String
+            switch signalNumber {
+            case SIGINT: name = "SIGINT"
+            case SIGTERM: name = "SIGTERM"
+            default: name = "signal \(signalNumber)"
+            }
             let line = "second \(name) received: stopping at once without saving the current epoch; resume from the last checkpoint with: fewshot train --resume \(runPath)"
             let clear = isatty(STDERR_FILENO) != 0 ? "\r\u{1B}[K" : ""
             FileHandle.standardError.write(Data((clear + line + "\n").utf8))
