@@ -26,8 +26,9 @@ enum TrainCommand: Command {
 
         SIGINT (Ctrl-C) or SIGTERM stops the run after the current step, writes
         last.safetensors, logs where it stopped and exits with 130 or 143; a second
-        signal ends it at once. Resuming continues at the next step, exactly as if
-        the run had not stopped.
+        signal ends it at once, after one line on stderr and in log.txt, and the run
+        resumes from its last checkpoint. Resuming continues at the next step, exactly
+        as if the run had not stopped.
 
         EXAMPLES:
           fewshot train --config Configs/cifarfs-quick.json
@@ -92,6 +93,22 @@ enum TrainCommand: Command {
         trainer.onProgress = { display.show($0) }
         let interruption = InterruptionMonitor(signals: [SIGINT, SIGTERM])
         trainer.isInterrupted = { interruption.receivedSignal != nil }
+        // The monitor calls this on a dispatch queue, not in a signal handler,
+        // so writing to stderr and appending to log.txt are safe here.
+        let runPath = runDirectory.url.path
+        let logDirectory = runDirectory
+        interruption.onSecondSignal = { signalNumber in
+            let name: String
+            switch signalNumber {
+            case SIGINT: name = "SIGINT"
+            case SIGTERM: name = "SIGTERM"
+            default: name = "signal \(signalNumber)"
+            }
+            let line = "second \(name) received: stopping at once without saving the current epoch; resume from the last checkpoint with: fewshot train --resume \(runPath)"
+            let clear = isatty(STDERR_FILENO) != 0 ? "\r\u{1B}[K" : ""
+            FileHandle.standardError.write(Data((clear + line + "\n").utf8))
+            try? logDirectory.appendLog(line)
+        }
         do {
             try trainer.train()
         } catch {
@@ -136,21 +153,39 @@ private func fetchDataIfMissing(_ data: TrainingConfig.DataSection, arguments: P
 }
 
 /// Records the first SIGINT or SIGTERM so training can stop after its current
-/// step; a second signal of either kind ends the process at once, as if no
-/// handler were installed.
+/// step; a second signal of either kind calls `onSecondSignal`, then ends the
+/// process at once, as if no handler were installed.
 final class InterruptionMonitor: @unchecked Sendable {
     private let lock = NSLock()
     private var signalNumber: Int32? = nil
     private var sources: [DispatchSourceSignal] = []
+    private var secondSignalHandler: (@Sendable (Int32) -> Void)? = nil
 
     init(signals: [Int32]) {
         for signalNumber in signals {
             // Dispatch sources see a signal only while its default action is ignored.
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { [weak self] in self?.record(signalNumber) }
+            // `data` counts the signals merged into one event, so two quick ones still count as two.
+            // The handler keeps its source alive, as the monitor does for the whole run.
+            source.setEventHandler { [weak self, source] in self?.record(signalNumber, count: Int(source.data)) }
             source.resume()
             sources.append(source)
+        }
+    }
+
+    /// Called with the signal number just before a second signal ends the process.
+    /// It runs on a dispatch queue, not in a signal handler, so it may write files.
+    var onSecondSignal: (@Sendable (Int32) -> Void)? {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return secondSignalHandler
+        }
+        set {
+            lock.lock()
+            secondSignalHandler = newValue
+            lock.unlock()
         }
     }
 
@@ -161,12 +196,14 @@ final class InterruptionMonitor: @unchecked Sendable {
         return signalNumber
     }
 
-    private func record(_ received: Int32) {
+    private func record(_ received: Int32, count: Int) {
         lock.lock()
-        let isSecond = signalNumber != nil
-        if !isSecond { signalNumber = received }
+        let isSecond = signalNumber != nil || count > 1
+        if signalNumber == nil { signalNumber = received }
+        let handler = secondSignalHandler
         lock.unlock()
         if isSecond {
+            handler?(received)
             signal(received, SIG_DFL)
             kill(getpid(), received)
         }

@@ -136,6 +136,31 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(epochColumns("interrupted"), epochColumns("whole"), "losses, accuracies and residuals per epoch")
     }
 
+    func testSecondSignalSaysWhyItStops() throws {
+        let config = try writeTinyConfig(epochs: 1, steps: 400)
+        let (process, _, errorURL) = try startTool(
+            ["train", "--config", config.path, "--name", "twice", "--data", workspace.data.path, "--threads", "2"], in: workspace.url)
+        let run = workspace.url.appendingPathComponent("Runs/twice")
+
+        // Two different signals back to back: the second arrives while the first waits for its step to end.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, process.isRunning {
+            if readText(run.appendingPathComponent("steps.csv")).split(separator: "\n").count >= 3 {
+                kill(process.processIdentifier, SIGINT)
+                kill(process.processIdentifier, SIGTERM)
+                break
+            }
+            usleep(2_000)
+        }
+        process.waitUntilExit()
+
+        let standardError = readText(errorURL)
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal, standardError)
+        XCTAssertTrue(standardError.contains(" received: stopping at once without saving the current epoch; resume from the last checkpoint with: fewshot train --resume \(run.path)"),
+                      standardError)
+        XCTAssertTrue(readText(run.appendingPathComponent("log.txt")).contains("received: stopping at once"))
+    }
+
     func testResumeOfMissingFolderSaysSo() throws {
         let missing = try runTool(["train", "--resume", "Runs/nonexist"], in: workspace.url)
         XCTAssertEqual(missing.status, 1, missing.standardError)
