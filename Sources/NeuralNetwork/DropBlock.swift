@@ -40,25 +40,13 @@ public final class DropBlock {
             fillDropBlockMask(mask.baseAddress!, planes: input.shape[0] * input.shape[1], height: input.shape[2],
                               width: input.shape[3], blockSize: blockSize, seedProbability: seedProbability, random: &random)
         }
-        var output = input
-        output.withUnsafeMutableBufferPointer { data in
-            savedMask.withUnsafeBufferPointer { mask in
-                multiply(data.baseAddress!, by: mask.baseAddress!, count: input.count)
-            }
-        }
-        return output
+        return input.multiplied(by: savedMask)
     }
 
     public func backward(_ dOutput: Tensor) -> Tensor {
         guard !savedMask.isEmpty else { return dOutput }
         precondition(dOutput.count == savedMask.count, "DropBlock.backward expects \(savedMask.count) elements, got \(dOutput.shape)")
-        var dInput = dOutput
-        dInput.withUnsafeMutableBufferPointer { data in
-            savedMask.withUnsafeBufferPointer { mask in
-                multiply(data.baseAddress!, by: mask.baseAddress!, count: dOutput.count)
-            }
-        }
-        return dInput
+        return dOutput.multiplied(by: savedMask)
     }
 }
 

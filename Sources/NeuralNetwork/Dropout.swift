@@ -24,25 +24,13 @@ public final class Dropout {
         savedMask.withUnsafeMutableBufferPointer { mask in
             fillDropoutMask(mask.baseAddress!, count: input.count, probability: probability, random: &random)
         }
-        var output = input
-        output.withUnsafeMutableBufferPointer { data in
-            savedMask.withUnsafeBufferPointer { mask in
-                multiply(data.baseAddress!, by: mask.baseAddress!, count: input.count)
-            }
-        }
-        return output
+        return input.multiplied(by: savedMask)
     }
 
     public func backward(_ dOutput: Tensor) -> Tensor {
         guard !savedMask.isEmpty else { return dOutput }
         precondition(dOutput.count == savedMask.count, "Dropout.backward expects \(savedMask.count) elements, got \(dOutput.shape)")
-        var dInput = dOutput
-        dInput.withUnsafeMutableBufferPointer { data in
-            savedMask.withUnsafeBufferPointer { mask in
-                multiply(data.baseAddress!, by: mask.baseAddress!, count: dOutput.count)
-            }
-        }
-        return dInput
+        return dOutput.multiplied(by: savedMask)
     }
 }
 
@@ -58,5 +46,20 @@ func fillDropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, probabilit
 func multiply(_ data: UnsafeMutablePointer<Float>, by factors: UnsafePointer<Float>, count: Int) {
     Parallel.forEachChunk(count) { range in
         for index in range { data[index] *= factors[index] }
+    }
+}
+
+extension Tensor {
+    /// Returns the elementwise product with a mask of equal element count. Forward
+    /// and backward of Dropout and DropBlock both apply their saved mask this way.
+    func multiplied(by mask: [Float]) -> Tensor {
+        precondition(mask.count == count, "mask has \(mask.count) elements, tensor \(shape) has \(count)")
+        var result = self
+        result.withUnsafeMutableBufferPointer { data in
+            mask.withUnsafeBufferPointer { factors in
+                multiply(data.baseAddress!, by: factors.baseAddress!, count: factors.count)
+            }
+        }
+        return result
     }
 }
