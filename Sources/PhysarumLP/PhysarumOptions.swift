@@ -2,7 +2,7 @@ import TensorCore
 
 /// Settings of one gamma-AuxPD forward solve.
 public struct PhysarumOptions: Sendable {
-    /// Where the iteration starts.
+    /// The start point of the iteration.
     public enum StartPoint: Sendable {
         /// Every entry uniform in (0, 1), drawn from `SeededRandom(seed:)` problem by problem.
         case random(seed: UInt64)
@@ -101,6 +101,6 @@ public struct LPDiagnostics: Sendable, Equatable {
     public var completedIterations: Int
 
     /// Whether the solve ran all iterations without a numerical failure.
-    /// It says nothing about convergence: check `relativeResidual` and the objective for that.
+    /// It does not measure convergence, so check `relativeResidual` and the objective for that.
     public var isUsable: Bool { !hasNonFinite && !factorizationFailed }
 }

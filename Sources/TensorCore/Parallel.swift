@@ -29,8 +29,8 @@ public enum Parallel {
     /// Calls `body(worker, range)` once per worker with that worker's index in
     /// `0..<workers` and a contiguous range of `0..<count`; the ranges are
     /// disjoint and together cover `0..<count`.
-    /// `workers(for:)` tells callers beforehand how many per-worker scratch
-    /// buffers to prepare.
+    /// `workers(for:)` returns the worker count beforehand, so callers can
+    /// prepare one scratch buffer per worker.
     public static func forEachWorker(_ count: Int, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
         guard count > 0 else { return }
         let workers = self.workers(for: count)

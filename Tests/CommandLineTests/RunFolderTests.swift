@@ -196,7 +196,8 @@ final class RunFolderTests: XCTestCase {
         for key in ["accuracy_percent", "interval95_percent"] {
             let value = written.range(of: "\"\(key)\" : [0-9.]+", options: .regularExpression).map { String(written[$0]) } ?? ""
             let decimals = value.split(separator: ".").dropFirst().first?.count ?? 0
-            XCTAssertTrue(!value.isEmpty && decimals <= 4, "\(key) has at most 4 decimals: \(value)")
+            XCTAssertFalse(value.isEmpty, "\(key) is missing from \(written)")
+            XCTAssertLessThanOrEqual(decimals, 4, "\(key) has at most 4 decimals: \(value)")
         }
 
         let help = try runTool(["eval", "--help"], in: workspace.url)
@@ -229,7 +230,10 @@ final class RunFolderTests: XCTestCase {
             XCTAssertEqual(text.status, 1, text.standardError)
             let lines = text.standardOutput.split(separator: "\n")
             XCTAssertEqual(lines.first.map(String.init), "checkpoint: \(file.path)")
-            XCTAssertTrue(lines.count > 1 && lines[1].hasPrefix("verification: FAILED: ") && lines[1].contains(reason), text.standardOutput)
+            XCTAssertGreaterThan(lines.count, 1, text.standardOutput)
+            let verification = lines.count > 1 ? String(lines[1]) : ""
+            XCTAssertTrue(verification.hasPrefix("verification: FAILED: "), text.standardOutput)
+            XCTAssertTrue(verification.contains(reason), text.standardOutput)
             XCTAssertTrue(text.standardError.contains(reason), text.standardError)
         }
     }

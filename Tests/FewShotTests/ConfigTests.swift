@@ -104,7 +104,9 @@ final class ConfigTests: XCTestCase {
     func testShippedConfigsLoad() throws {
         let configs = packageRoot().appendingPathComponent("Configs")
         let names = try FileManager.default.contentsOfDirectory(atPath: configs.path).filter { $0.hasSuffix(".json") }.sorted()
-        XCTAssertTrue(names.contains("cifarfs.json") && names.contains("fc100.json") && names.contains("cifarfs-quick.json"), "\(names)")
+        for required in ["cifarfs.json", "fc100.json", "cifarfs-quick.json"] {
+            XCTAssertTrue(names.contains(required), "Configs/ lacks \(required): \(names)")
+        }
         for name in names {
             let config = try TrainingConfig.load(from: configs.appendingPathComponent(name))
             XCTAssertEqual(config.name + ".json", name, "the config's name matches its file")
